@@ -1,0 +1,1 @@
+"""Agents: one module per family, each exposing `make(config, env, env_params) -> Agent`."""

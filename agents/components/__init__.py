@@ -1,0 +1,1 @@
+"""Building blocks shared by the agents: networks, optimizers, replay buffers, exploration."""

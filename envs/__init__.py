@@ -1,0 +1,60 @@
+"""JAX-native environments with the gymnax 1.0 API.
+
+`make(name, **env_config)` returns `(env, env_params)` as `gymnax.make` does: the paper's environments by
+their original class names (ProcMaze, ButtonGrid, PanFlute, OpenGrid) and gymnax's own by their gymnax
+ids (CartPole-v1, Breakout-MinAtar, ...).
+"""
+import difflib
+import inspect
+
+from envs.base import NO_TIME_LIMIT, BoolObsEnvironment, GridParams
+from envs.buttongrid import ButtonGrid, ButtonGridState
+from envs.opengrid import OpenGrid, OpenGridState
+from envs.panflute import PanFlute, PanFluteState
+from envs.procmaze import ProcMaze, ProcMazeState, generate_maze
+
+PAPER_ENVIRONMENTS = {cls.__name__: cls for cls in (ProcMaze, ButtonGrid, PanFlute, OpenGrid)}
+
+
+def gymnax_ids() -> list[str]:
+    import gymnax
+
+    return list(gymnax.registered_envs)
+
+
+def available() -> list[str]:
+    return list(PAPER_ENVIRONMENTS) + gymnax_ids()
+
+
+def check_env_config(name: str, env_config: dict) -> None:
+    """Raise ValueError naming the problem if `name` is unknown or `env_config` has keys its constructor lacks."""
+    if name in PAPER_ENVIRONMENTS:
+        accepted = [p for p in inspect.signature(PAPER_ENVIRONMENTS[name].__init__).parameters if p != "self"]
+        unknown = [k for k in env_config if k not in accepted]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], accepted, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (accepted: {', '.join(accepted)})"
+            raise ValueError(f"env_config key '{unknown[0]}' is not accepted by {name}{hint}")
+        return
+    if name not in gymnax_ids():
+        close = difflib.get_close_matches(name, available(), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(PAPER_ENVIRONMENTS)} and gymnax ids"
+        raise ValueError(f"unknown environment '{name}'{hint}")
+
+
+def make(name: str, **env_config):
+    """Build an environment and its default params: `env, env_params = envs.make("ProcMaze", grid_size=4)`."""
+    check_env_config(name, env_config)
+    if name in PAPER_ENVIRONMENTS:
+        env = PAPER_ENVIRONMENTS[name](**env_config)
+        return env, env.default_params
+    import gymnax
+
+    return gymnax.make(name, **env_config)
+
+
+__all__ = [
+    "make", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
+    "ProcMaze", "ProcMazeState", "generate_maze", "ButtonGrid", "ButtonGridState", "PanFlute", "PanFluteState",
+    "OpenGrid", "OpenGridState",
+]

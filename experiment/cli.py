@@ -1,0 +1,43 @@
+"""Command-line entry shared by the train scripts: the paper code's flags plus --resume/--overwrite."""
+import argparse
+import os
+import sys
+
+from experiment import config as config_lib
+from experiment import files, runner
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART_CONFIG = os.path.join(REPO_ROOT, "configs", "quickstart.json")
+
+
+def parse_args(argv, default_output: str, description: str):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seed", "-s", type=int, default=0, help="master seed; every seed's key derives from it")
+    parser.add_argument("--output", "-o", type=str, default=default_output,
+                        help="output prefix: writes PREFIX.out, PREFIX.params (and PREFIX.ckpt.npz while running)")
+    parser.add_argument("--config", "-c", type=str, default=None,
+                        help="JSON config (default: configs/quickstart.json)")
+    parser.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser.parse_args(argv)
+
+
+def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
+    args = parse_args(argv, default_output, f"Train {config_lib.AGENT_NAMES[agent_type]} over many seeds at once.")
+    if args.resume and args.overwrite:
+        print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+        return 2
+    config_path = args.config or QUICKSTART_CONFIG
+    try:
+        config = config_lib.load_config(agent_type, config_path)
+        runner.run(config, make_agent, seed=args.seed, output=args.output, resume=args.resume,
+                   overwrite=args.overwrite, progress=not args.no_progress)
+    except (config_lib.ConfigError, files.FileFormatError, runner.RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except runner.Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 130
+    print(f"wrote {args.output}.out" + (f" and {args.output}.params" if config["save_params"] else ""))
+    return 0

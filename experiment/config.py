@@ -1,0 +1,202 @@
+"""Config files with the paper code's keys: loading, per-agent defaults and validation.
+
+Every user error becomes a ConfigError whose message names the key and the problem; the command-line
+entry point prints it as one line and exits non-zero, before anything is compiled.
+"""
+import difflib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from agents.components.exploration import STRATEGIES
+from agents.components.networks import ACTIVATIONS
+
+
+class ConfigError(ValueError):
+    """A config problem a user can fix; the message names it."""
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: str  # "int", "float", "bool", "str", "dict"
+    default: Any = REQUIRED
+    check: Callable[[Any], bool] | None = None
+    requirement: str = ""  # what `check` demands, for the error message
+    doc: str = ""
+
+
+def positive_int(doc, default=REQUIRED):
+    return Key("int", default, lambda v: v >= 1, "an integer >= 1", doc)
+
+
+def non_negative_int(doc, default=REQUIRED):
+    return Key("int", default, lambda v: v >= 0, "an integer >= 0", doc)
+
+
+def positive_float(doc, default=REQUIRED):
+    return Key("float", default, lambda v: v > 0 and math.isfinite(v), "a finite number > 0", doc)
+
+
+def unit_interval(doc, default=REQUIRED, closed_top=True):
+    if closed_top:
+        return Key("float", default, lambda v: 0 <= v <= 1, "a number in [0, 1]", doc)
+    return Key("float", default, lambda v: 0 <= v < 1, "a number in [0, 1)", doc)
+
+
+def flag(doc, default=False):
+    return Key("bool", default, None, "", doc)
+
+
+# Keys every DQN-family agent of the paper reads (spec section 4), with the paper code's defaults.
+COMMON_KEYS = {
+    "environment": Key("str", doc="environment class name (ProcMaze, ButtonGrid, PanFlute, OpenGrid) or a gymnax id"),
+    "env_config": Key("dict", doc="keyword arguments of the environment constructor"),
+    "episodic_env": flag("episodic evaluation (return until the first terminal) instead of reward per step"),
+    "num_hidden_layers": non_negative_int("hidden layers of every MLP"),
+    "num_hidden_units": positive_int("width of every hidden layer"),
+    "activation": Key("str", check=lambda v: v in ACTIVATIONS, requirement=f"one of {', '.join(ACTIVATIONS)}",
+                      doc="hidden activation"),
+    "b1_adam": unit_interval("AdamW first-moment decay", closed_top=False),
+    "b2_adam": unit_interval("AdamW second-moment decay", closed_top=False),
+    "eps_adam": positive_float("AdamW epsilon"),
+    "wd_adam": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
+                   doc="AdamW weight decay per update, not scaled by the step size (quirk Q7)"),
+    "exploration_strat": Key("str", check=lambda v: v in STRATEGIES, requirement=f"one of {', '.join(STRATEGIES)}",
+                             doc="behaviour policy"),
+    "softmax_temp": positive_float("softmax temperature (required with softmax)", default=None),
+    "epsilon": unit_interval("epsilon-greedy rate (required with epsilon_greedy)", default=None),
+    "batch_size": positive_int("minibatch size"),
+    "num_seeds": positive_int("independent runs trained together in one process"),
+    "target_update_frequency": positive_int("target copy period, in environment steps"),
+    "use_target": Key("bool", doc="use a target network"),
+    "double_DQN": flag("double-DQN bootstrap"),
+    "updates_per_step": positive_int("updates per environment step", default=1),
+    "buffer_size": positive_int("replay capacity per seed"),
+    "num_steps": positive_int("environment steps per seed"),
+    "gamma": unit_interval("discount"),
+    "training_start_time": non_negative_int("environment steps before training (rounded up to a chunk)"),
+    "eval_frequency": positive_int("chunk length: environment steps between evaluations"),
+    "eval_steps": positive_int("steps per evaluation episode"),
+    "eval_batch_size": positive_int("evaluation episodes per seed"),
+    "save_params": flag("write <output>.params periodically and at the end", default=True),
+    "save_frequency": positive_int("environment steps between .params/.out saves", default=10000),
+    # seedsuite additions
+    "checkpoint_frequency": non_negative_int("environment steps between resumable checkpoints (0: never)", default=10000),
+    "fix_eval_time_label": flag("Q9: label each evaluation with the step at which it ran (end of chunk)"),
+}
+
+AGENT_KEYS = {
+    "ER": {
+        **COMMON_KEYS,
+        "alpha_adam": positive_float("Q step size"),
+        "save_final_params": flag("accepted for compatibility; never read (as in the paper code)", default=True),
+        "fix_stale_obs_after_reset": flag("Q1: act on the new episode's first observation after a terminal"),
+        "fix_weight_decay": flag("Q7: scale the weight decay by the step size (usual decoupled AdamW)"),
+    },
+}
+
+# Keys of the paper's other agents, so a config for one agent given to another gets a precise message.
+OTHER_AGENT_KEYS = {
+    "Q_alpha": "simple/latent model", "model_alpha": "simple/latent model", "rollout_length": "model-based",
+    "reward_weight": "simple/latent model", "termination_weight": "simple/latent model",
+    "obs_prediction_weight": "simple/latent model", "binary_obs": "simple/latent model",
+    "KL_prior_weight": "latent model", "KL_posterior_weight": "latent model", "posterior_entropy_weight": "latent model",
+    "latent_type": "latent model", "num_features": "latent model", "feature_width": "latent model",
+    "min_std": "latent model", "std_act": "latent model", "learn_obs_variance": "latent model",
+    "seperate_rollout_batch_size": "latent model", "rollout_batch_size": "latent model", "alpha_adam": "ER/perfect model",
+}
+
+AGENT_NAMES = {"ER": "ER DQN"}
+
+
+def load_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file '{path}': {e}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config file '{path}' is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file '{path}' must hold a JSON object of keys, not a {type(config).__name__}")
+    return config
+
+
+def _coerce(name: str, key: Key, value):
+    kind = key.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{name}' must be true or false, got {json.dumps(value)}")
+    elif kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 1e6 written as a float is still a whole number of steps
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{name}' must be an integer, got {json.dumps(value)}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{name}' must be a number, got {json.dumps(value)}")
+        value = float(value)
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{name}' must be a string, got {json.dumps(value)}")
+    elif kind == "dict":
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{name}' must be a JSON object, got {json.dumps(value)}")
+    if key.check is not None and not key.check(value):
+        raise ConfigError(f"config key '{name}' must be {key.requirement}, got {json.dumps(value)}")
+    return value
+
+
+def validate(agent_type: str, raw: dict) -> dict:
+    """Return the full config (defaults filled in), or raise ConfigError naming the first problem."""
+    schema = AGENT_KEYS[agent_type]
+    agent_name = AGENT_NAMES[agent_type]
+    config = {}
+    for name, value in raw.items():
+        if name in ("agent_type", "seed"):
+            continue  # added by the script, as in the paper code's saved configs
+        if name not in schema:
+            if name in OTHER_AGENT_KEYS:
+                raise ConfigError(f"config key '{name}' belongs to the {OTHER_AGENT_KEYS[name]} agent, not {agent_name}")
+            close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key '{name}' for {agent_name}{hint}")
+        config[name] = value if value is None and schema[name].default is None else _coerce(name, schema[name], value)
+    for name, key in schema.items():
+        if name not in config:
+            if key.default is REQUIRED:
+                raise ConfigError(f"config is missing the required key '{name}' ({key.doc})")
+            config[name] = key.default
+    _check_relations(config)
+    config["agent_type"] = agent_type
+    return config
+
+
+def _check_relations(config: dict) -> None:
+    import envs
+
+    if config["exploration_strat"] == "softmax" and config["softmax_temp"] is None:
+        raise ConfigError("exploration_strat 'softmax' needs the key 'softmax_temp'")
+    if config["exploration_strat"] == "epsilon_greedy" and config["epsilon"] is None:
+        raise ConfigError("exploration_strat 'epsilon_greedy' needs the key 'epsilon'")
+    if config["num_steps"] % config["eval_frequency"] != 0:
+        raise ConfigError(f"eval_frequency ({config['eval_frequency']}) must divide num_steps ({config['num_steps']})")
+    if config["buffer_size"] < config["batch_size"]:
+        raise ConfigError(f"buffer_size ({config['buffer_size']}) must be at least batch_size ({config['batch_size']})")
+    try:
+        envs.check_env_config(config["environment"], config["env_config"])
+        envs.make(config["environment"], **config["env_config"])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"environment: {e}") from None
+
+
+def load_config(agent_type: str, path: str) -> dict:
+    return validate(agent_type, load_json(path))

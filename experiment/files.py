@@ -1,0 +1,158 @@
+"""Metric, parameter and checkpoint files: atomic writes and loading that never runs code from a file.
+
+.out / .params: pickles of plain Python and numpy objects only. Readers use a restricted unpickler that
+admits builtins containers, numpy arrays and the few classes the paper code's own files contain
+(types.SimpleNamespace configs, jax arrays, which are rebuilt here as numpy arrays without jax).
+Checkpoints: an .npz of the run state's leaves plus JSON metadata, loaded with allow_pickle=False.
+"""
+import builtins
+import io
+import json
+import os
+import pickle
+import tempfile
+import types
+import zipfile
+
+import numpy as np
+
+
+class FileFormatError(ValueError):
+    """A file that is missing, unreadable, corrupt, or not of the expected kind; the message names it."""
+
+
+def atomic_write(path: str, write) -> None:
+    """Write through `write(fileobj)` into a temporary file beside `path`, fsync, then rename over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def save_pickle(path: str, obj) -> None:
+    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _rebuild_jax_array(fun, args, array_state, aval_state):
+    """Stand-in for jax's array reconstructor: the same numpy array, without jax."""
+    if fun is not _NUMPY_RECONSTRUCT:
+        raise _RefusedGlobal("unexpected array constructor in a jax array record")
+    array = fun(*args)
+    array.__setstate__(array_state)
+    return array
+
+
+def _numpy_reconstructors():
+    core = getattr(np, "_core", None) or np.core
+    return core.multiarray._reconstruct, core.multiarray.scalar, core.numeric._frombuffer
+
+
+_NUMPY_RECONSTRUCT, _NUMPY_SCALAR, _NUMPY_FROMBUFFER = _numpy_reconstructors()
+
+# (module, name) -> the object a pickle may refer to; nothing else is ever imported or called.
+_ALLOWED_GLOBALS = {
+    **{(module, "_reconstruct"): _NUMPY_RECONSTRUCT
+       for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "scalar"): _NUMPY_SCALAR for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "_frombuffer"): _NUMPY_FROMBUFFER for module in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("types", "SimpleNamespace"): types.SimpleNamespace,
+    ("jax._src.array", "_reconstruct_array"): _rebuild_jax_array,
+    **{("builtins", name): getattr(builtins, name)
+       for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes")},
+}
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return _ALLOWED_GLOBALS[(module, name)]
+        if module == "numpy.dtypes" and name.endswith("DType"):
+            return getattr(np.dtypes, name)  # dtype classes of numpy >= 1.25 pickles
+        raise _RefusedGlobal(f"refusing to load {module}.{name} (only plain data is allowed)")
+
+
+def _to_plain(obj):
+    """SimpleNamespace -> dict, recursively; everything else as it is."""
+    if isinstance(obj, types.SimpleNamespace):
+        return {k: _to_plain(v) for k, v in vars(obj).items()}
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def load_pickle(path: str):
+    """Safely load a seedsuite or paper-code pickle; SimpleNamespace configs come back as dicts."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FileFormatError(f"file '{path}' not found") from None
+    except OSError as e:
+        raise FileFormatError(f"cannot read '{path}': {e}") from None
+    try:
+        return _to_plain(_RestrictedUnpickler(io.BytesIO(data)).load())
+    except _RefusedGlobal as e:
+        raise FileFormatError(f"'{path}' is not a safe metrics/params file: {e}") from None
+    except Exception as e:  # truncated or garbage bytes surface as many different exceptions
+        raise FileFormatError(f"'{path}' is corrupt or not a pickle ({type(e).__name__}: {e})") from None
+
+
+def load_metrics(path: str) -> dict:
+    """Load an .out file (ours or the paper code's) as {'config', 'metrics', 'meta'} with numpy metrics."""
+    data = load_pickle(path)
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+        raise FileFormatError(f"'{path}' is not a metrics (.out) file: it has no 'metrics' dictionary")
+    metrics = {}
+    for name, value in data["metrics"].items():
+        try:
+            metrics[name] = np.asarray(value if not isinstance(value, list) else [np.asarray(v) for v in value])
+        except ValueError as e:
+            raise FileFormatError(f"'{path}': metric '{name}' is not a regular array ({e})") from None
+    return {"config": data.get("config", {}), "metrics": metrics, "meta": data.get("meta", {})}
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+def save_checkpoint(path: str, leaves: list, arrays: dict, meta: dict) -> None:
+    """leaves: the run state's flattened leaves; arrays: named host arrays (metrics); meta: JSON-able."""
+    payload = {f"leaf_{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    payload.update({f"array_{name}": np.asarray(value) for name, value in arrays.items()})
+    payload["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def load_checkpoint(path: str):
+    """Return (leaves, arrays, meta); FileFormatError if the file is missing or corrupt."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files)
+            if "meta_json" not in names:
+                raise FileFormatError(f"checkpoint '{path}' has no metadata; it is not a seedsuite checkpoint")
+            meta = json.loads(npz["meta_json"].tobytes().decode())
+            leaf_names = sorted(n for n in names if n.startswith("leaf_"))
+            leaves = [npz[n] for n in leaf_names]
+            arrays = {n[len("array_"):]: npz[n] for n in names if n.startswith("array_")}
+    except FileNotFoundError:
+        raise FileFormatError(f"checkpoint '{path}' not found") from None
+    except FileFormatError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, UnicodeDecodeError) as e:
+        raise FileFormatError(f"checkpoint '{path}' is corrupt or unreadable ({type(e).__name__}: {e})") from None
+    return leaves, arrays, meta

@@ -1,0 +1,21 @@
+from setuptools import setup
+
+setup(
+    name="seedsuite",
+    version="0.1.0",
+    description="Many-seed JAX experiments for reinforcement learning: whole agent-environment loops jit-compiled and vmapped over seeds",
+    python_requires=">=3.10",
+    packages=["agents", "agents.components", "envs", "experiment"],
+    install_requires=[
+        "jax>=0.4.30",
+        "jaxlib>=0.4.30",
+        "dm-haiku>=0.0.12",
+        "optax>=0.2.2",
+        "chex>=0.1.86",
+        "gymnax>=1.0",
+        "numpy",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)

@@ -1,0 +1,121 @@
+"""The multi-seed harness end to end: output files, refusing to overwrite, resume == uninterrupted, bad files."""
+import json
+import os
+import pickle
+
+import jax
+import numpy as np
+import pytest
+
+from agents import dqn
+from experiment import files, runner
+from experiment.config import validate
+
+TINY = {  # ProcMaze G=4, 3 seeds, 6 chunks of 100 steps; training starts in chunk 2
+    "num_hidden_layers": 2, "num_hidden_units": 16, "alpha_adam": 1e-3, "b1_adam": 0.9, "b2_adam": 0.99,
+    "eps_adam": 1e-5, "wd_adam": 1e-6, "softmax_temp": 0.5, "exploration_strat": "softmax", "batch_size": 8,
+    "num_seeds": 3, "target_update_frequency": 20, "use_target": True, "buffer_size": 250, "num_steps": 600,
+    "gamma": 0.9, "training_start_time": 150, "eval_frequency": 100, "save_params": True, "save_frequency": 200,
+    "eval_steps": 20, "eval_batch_size": 4, "environment": "ProcMaze", "episodic_env": True,
+    "env_config": {"grid_size": 4}, "activation": "elu", "checkpoint_frequency": 200,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    return validate("ER", dict(TINY))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_config, tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("full") / "run")
+    result = runner.run(tiny_config, dqn.make, seed=7, output=prefix, progress=False)
+    return prefix, result
+
+
+def test_out_file_contents(uninterrupted, tiny_config):
+    prefix, result = uninterrupted
+    data = files.load_metrics(prefix + ".out")
+    metrics = data["metrics"]
+    assert metrics["reward_rates"].shape == (6, 3) and metrics["reward_rates"].dtype == np.float32
+    np.testing.assert_array_equal(metrics["eval_times"], [0, 100, 200, 300, 400, 500])  # chunk starts (quirk Q9)
+    # Episodic ProcMaze scores lie in [-eval_steps, -1].
+    assert np.all(metrics["reward_rates"] <= -1) and np.all(metrics["reward_rates"] >= -20)
+    assert data["config"]["seed"] == 7 and data["config"]["agent_type"] == "ER"
+    assert data["meta"]["complete"] is True
+    assert not os.path.exists(prefix + ".ckpt.npz")  # removed once the run is complete
+    # .out holds only plain Python and numpy: it loads with the plain pickle module without jax types.
+    with open(prefix + ".out", "rb") as f:
+        raw = pickle.load(f)
+    assert all(type(v) is np.ndarray for v in raw["metrics"].values())
+
+
+def test_params_file_holds_one_haiku_dict_per_seed(uninterrupted):
+    prefix, _ = uninterrupted
+    params = files.load_pickle(prefix + ".params")
+    assert list(params) == ["Q"] and len(params["Q"]) == 3
+    first = params["Q"][0]
+    assert sorted(first) == ["q_function/linear", "q_function/linear_1", "q_function/linear_2"]
+    assert first["q_function/linear"]["w"].shape == (64, 16)
+    # Seeds are independent runs: different initialisations, so different parameters.
+    assert not np.allclose(params["Q"][0]["q_function/linear"]["w"], params["Q"][1]["q_function/linear"]["w"])
+
+
+def test_refuses_to_overwrite(uninterrupted, tiny_config):
+    prefix, _ = uninterrupted
+    with pytest.raises(runner.RunError, match="already exists; pass --resume .* or --overwrite"):
+        runner.run(tiny_config, dqn.make, seed=7, output=prefix, progress=False)
+
+
+def test_resume_after_kill_equals_uninterrupted(uninterrupted, tiny_config, tmp_path):
+    prefix_full, full = uninterrupted
+    prefix = str(tmp_path / "killed")
+    with pytest.raises(runner.Interrupted):
+        runner.run(tiny_config, dqn.make, seed=7, output=prefix, progress=False, stop_after_chunks=3)
+    assert os.path.exists(prefix + ".ckpt.npz")
+    partial = files.load_metrics(prefix + ".out")  # the periodic .out written at step 200
+    assert partial["meta"]["complete"] is False and partial["metrics"]["reward_rates"].shape == (2, 3)
+    # A second kill, then the resumed run goes to the end.
+    with pytest.raises(runner.Interrupted):
+        runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False, stop_after_chunks=2)
+    resumed = runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False)
+    for name, values in full["metrics"].items():
+        np.testing.assert_array_equal(resumed["metrics"][name], values, err_msg=name)
+    resumed_params = files.load_pickle(prefix + ".params")
+    full_params = files.load_pickle(prefix_full + ".params")
+    jax.tree.map(np.testing.assert_array_equal, resumed_params, full_params)
+    # Resuming a finished run changes nothing.
+    again = runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False)
+    np.testing.assert_array_equal(again["metrics"]["reward_rates"], full["metrics"]["reward_rates"])
+
+
+def test_resume_refuses_changed_config_and_corrupt_checkpoint(tiny_config, tmp_path):
+    prefix = str(tmp_path / "run")
+    with pytest.raises(runner.Interrupted):
+        runner.run(tiny_config, dqn.make, seed=1, output=prefix, progress=False, stop_after_chunks=1)
+    changed = dict(tiny_config, gamma=0.5)
+    with pytest.raises(runner.RunError, match=r"different config \(changed: gamma\)"):
+        runner.run(changed, dqn.make, seed=1, output=prefix, resume=True, progress=False)
+    with pytest.raises(runner.RunError, match=r"changed: seed"):
+        runner.run(tiny_config, dqn.make, seed=2, output=prefix, resume=True, progress=False)
+    with open(prefix + ".ckpt.npz", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(files.FileFormatError, match="corrupt or unreadable"):
+        runner.run(tiny_config, dqn.make, seed=1, output=prefix, resume=True, progress=False)
+
+
+def test_fix_eval_time_label_marks_chunk_ends(tiny_config, tmp_path):
+    config = dict(tiny_config, fix_eval_time_label=True, num_steps=200)
+    result = runner.run(config, dqn.make, seed=0, output=str(tmp_path / "r"), progress=False)
+    np.testing.assert_array_equal(result["metrics"]["eval_times"], [100, 200])
+
+
+def test_corrupt_out_file_is_refused(tmp_path):
+    bad = tmp_path / "bad.out"
+    bad.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(files.FileFormatError, match="corrupt"):
+        files.load_metrics(str(bad))
+    hostile = tmp_path / "hostile.out"
+    hostile.write_bytes(pickle.dumps({"metrics": {"x": os.system}}))
+    with pytest.raises(files.FileFormatError, match="refusing to load posix.system"):
+        files.load_metrics(str(hostile))

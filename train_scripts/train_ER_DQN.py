@@ -1,0 +1,11 @@
+"""Train ER DQN over num_seeds seeds: python train_scripts/train_ER_DQN.py --seed 0 --config configs/ER.json --output ER"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a plain checkout too
+
+from agents import dqn  # noqa: E402
+from experiment.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main("ER", dqn.make, default_output="ER"))
