@@ -64,6 +64,7 @@ class ButtonGrid(BoolObsEnvironment):
         stepped = state.replace(pos=pos, button_on=button_on, time=state.time + 1)
         # The paper code draws a fresh layout on every step and keeps it only on a redraw.
         _, fresh = self.reset_env(layout_key, params)
+        fresh = fresh.replace(time=stepped.time)  # a redraw is not a new episode: the step count goes on
         state = jax.tree.map(lambda new, old: jnp.where(redraw, new, old), fresh, stepped)
         reward = jnp.where(success, 1.0, 0.0).astype(jnp.float32)
         return self.get_obs(state, params), state, reward, jnp.array(False), {}

@@ -1,0 +1,230 @@
+"""Plot a logged metric from one or more .out files: mean over seeds with a bootstrapped confidence band.
+
+Usage (the flags of the original paper script are kept as they were):
+
+    python3 plot_metric.py --data A.out B.out ... [--window W] [--frequency F] [--metric M]
+                           [--output FIG.png] [--labels LA LB ...] [--seed N] [--title T] [--ylabel Y]
+
+For each file: values = metric[::F] (shape (T, S): evaluations x seeds) and times = eval_times[::F]; every seed's curve
+and the times are smoothed with a length-W moving average in 'valid' mode (W-1 points are lost); the curve is the mean
+over seeds at each time, and the band is a percentile bootstrap over seeds (1000 resamples, 95%), as seaborn's
+lineplot draws by default. One curve per file; the legend is labelled with the file names (or --labels).
+
+Unlike the original (which only called plt.show()), the figure is saved with --output, and always when no display is
+available (then to <metric>.png in the current directory). Files are read only through experiment.files.load_metrics,
+which never runs code from a file. Bad input prints one line "error: ..." to stderr and exits with status 2.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from experiment.files import FileFormatError, load_metrics  # noqa: E402
+
+DEFAULT_METRIC = "reward_rates"
+NUM_RESAMPLES = 1000  # seaborn's n_boot default
+CONFIDENCE = 95.0  # seaborn's errorbar=("ci", 95) default, in percent
+BAND_ALPHA = 0.2  # seaborn's default alpha for the error band
+_NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+class PlotInputError(ValueError):
+    """Bad command-line input or data; the message is printed as one 'error: ...' line."""
+
+
+# --- computation -----------------------------------------------------------------------------------
+
+def smooth(values, times, window: int):
+    """Length-`window` moving average ('valid' mode) of every column of `values` (T, S) and of `times` (T,).
+
+    Returns (values (T-window+1, S) float, times (T-window+1,) float); window=1 returns float copies unchanged.
+    """
+    values = np.asarray(values, dtype=float)
+    times = np.asarray(times, dtype=float)
+    if values.ndim != 2 or times.ndim != 1 or len(times) != len(values):
+        raise ValueError(f"expected values (T, S) and times (T,), got {values.shape} and {times.shape}")
+    if not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    if window > len(times):
+        raise ValueError(f"window {window} is larger than the number of points ({len(times)})")
+    kernel = np.full(window, 1.0 / window)
+    smoothed_times = np.convolve(times, kernel, mode="valid")
+    smoothed_values = np.lib.stride_tricks.sliding_window_view(values, window, axis=0).mean(axis=-1)
+    return smoothed_values, smoothed_times
+
+
+def bootstrap_band(values, num_resamples: int = NUM_RESAMPLES, confidence: float = CONFIDENCE, rng=None):
+    """Mean over seeds and its percentile-bootstrap confidence band, at each row of `values` (N, S).
+
+    Each bootstrap resample draws S seeds with replacement and takes their mean; the band is the
+    (50 - confidence/2, 50 + confidence/2) percentiles of the `num_resamples` resampled means (confidence in percent,
+    95 -> 2.5 / 97.5), as in seaborn's lineplot. Resamples are drawn as multinomial seed counts shared by all rows
+    (each row's marginal band is distributed exactly as with independent resamples per row, as seaborn does), so the
+    cost is one (N, S) x (S, B) product. rng: a numpy Generator, or a seed for one.
+
+    Returns (mean, low, high), each of shape (N,). For identical seeds the band collapses exactly onto the mean.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.shape[1] < 1:
+        raise ValueError(f"expected values of shape (N, S) with S >= 1, got {values.shape}")
+    if num_resamples < 1:
+        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
+    if not 0 < confidence < 100:
+        raise ValueError(f"confidence is a percentage in (0, 100), got {confidence}")
+    rng = np.random.default_rng(rng)
+    num_seeds = values.shape[1]
+    # Means are taken of the deviations from the first seed and shifted back: the same means up to rounding,
+    # but exactly the common value (mean and band alike) when every seed agrees.
+    reference = values[:, :1]
+    deviations = values - reference
+    mean = reference[:, 0] + deviations.mean(axis=1)
+    counts = rng.multinomial(num_seeds, np.full(num_seeds, 1.0 / num_seeds), size=num_resamples)  # (B, S)
+    resampled = reference + deviations @ (counts.T / num_seeds)  # (N, B) resampled means
+    low, high = np.percentile(resampled, [50 - confidence / 2, 50 + confidence / 2], axis=1)
+    return mean, low, high
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+def load_curve(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1):
+    """(values (T, S), times (T,)) of `metric` in the .out file at `path`, keeping every `frequency`-th evaluation.
+
+    Raises PlotInputError (missing/corrupt/unsafe file, unknown metric, mismatched shapes).
+    """
+    try:
+        metrics = load_metrics(path)["metrics"]
+    except FileFormatError as e:
+        raise PlotInputError(str(e)) from None
+    if metric not in metrics:
+        available = ", ".join(sorted(metrics)) or "none"
+        raise PlotInputError(f"'{path}' has no metric '{metric}'; available metrics: {available}")
+    if "eval_times" not in metrics:
+        raise PlotInputError(f"'{path}' has no 'eval_times' to plot against")
+    values, times = np.asarray(metrics[metric]), np.asarray(metrics["eval_times"])
+    if values.dtype.kind not in "biuf" or times.dtype.kind not in "biuf":
+        raise PlotInputError(f"'{path}': metric '{metric}' or 'eval_times' is not numeric")
+    if values.ndim == 1:  # a single seed
+        values = values[:, None]
+    if values.ndim != 2 or times.ndim != 1 or len(times) != len(values):
+        raise PlotInputError(f"'{path}': metric '{metric}' has shape {values.shape}, expected (num_evals, num_seeds) "
+                             f"matching eval_times of shape {times.shape}")
+    if values.shape[1] == 0:
+        raise PlotInputError(f"'{path}': metric '{metric}' has no seeds")
+    return values[::frequency], times[::frequency]
+
+
+# --- plotting --------------------------------------------------------------------------------------
+
+def _display_available() -> bool:
+    """Whether plt.show() can open a window: a display on X11/Wayland systems and an interactive backend."""
+    if os.name == "posix" and sys.platform != "darwin" and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    import matplotlib
+    return matplotlib.get_backend().lower() not in _NON_INTERACTIVE_BACKENDS
+
+
+def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=None):
+    """One mean line plus bootstrap band per (values, times) curve; returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots()
+    for (values, times), label in zip(curves, labels):
+        mean, low, high = bootstrap_band(values, rng=rng)
+        (line,) = ax.plot(times, mean, label=label)
+        ax.fill_between(times, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
+    ax.set_xlabel("time")
+    ax.set_ylabel(ylabel if ylabel is not None else metric)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(True)
+    return fig
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and status 2 instead of usage + message + SystemExit
+        raise PlotInputError(f"{message} (see --help)")
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got '{text}'") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="plot_metric.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("-d", "--data", nargs="+", required=True, help=".out files to plot, one curve each")
+    p.add_argument("-w", "--window", type=_positive_int("window"), default=1, help="moving-average length (1)")
+    p.add_argument("-f", "--frequency", type=_positive_int("frequency"), default=1,
+                   help="keep every F-th evaluation (1)")
+    p.add_argument("-m", "--metric", default=DEFAULT_METRIC, help=f"metric to plot ({DEFAULT_METRIC})")
+    p.add_argument("-O", "--output", help="save the figure to this file (default when there is no display: "
+                                          "<metric>.png in the current directory)")
+    p.add_argument("--labels", nargs="+", help="legend labels, one per --data file (default: the file names)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (0)")
+    p.add_argument("--title", help="figure title")
+    p.add_argument("--ylabel", help="y axis label (default: the metric name)")
+    return p
+
+
+def _run(argv) -> int:
+    args = build_parser().parse_args(argv)
+    if args.labels is not None and len(args.labels) != len(args.data):
+        raise PlotInputError(f"{len(args.labels)} label(s) given for {len(args.data)} --data file(s); "
+                             f"give one label per file")
+    labels = args.labels if args.labels is not None else list(args.data)
+    curves = []
+    for path in args.data:
+        values, times = load_curve(path, args.metric, args.frequency)
+        if args.window > len(times):
+            raise PlotInputError(f"window {args.window} is larger than the number of points ({len(times)}) of "
+                                 f"'{path}' (after --frequency {args.frequency})")
+        curves.append(smooth(values, times, args.window))
+
+    output = args.output
+    if output is None and not _display_available():
+        output = f"{args.metric}.png"
+    import matplotlib
+    if output is not None:
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    fig = make_figure(curves, labels, args.metric, seed=args.seed, title=args.title, ylabel=args.ylabel)
+    try:
+        if output is None:
+            plt.show()
+            return 0
+        try:
+            fig.savefig(output)
+        except (OSError, ValueError) as e:
+            raise PlotInputError(f"cannot write '{output}': {e}") from None
+        print(f"wrote {output}")
+        return 0
+    finally:
+        plt.close(fig)
+
+
+def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status (0, or 2 after one 'error: ...' line on stderr)."""
+    try:
+        return _run(argv)
+    except PlotInputError as e:
+        message = " ".join(str(e).split())  # guaranteed one line
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""plot_metric.py: smoothing, the bootstrap band, loading ours and the paper code's files, the CLI and its errors."""
+import os
+import pickle
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import plot_metric
+from plot_metric import bootstrap_band, load_curve, main, smooth
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_ours(path, reward_rates, eval_times=None):
+    reward_rates = np.asarray(reward_rates, dtype=np.float32)
+    if eval_times is None:
+        eval_times = np.arange(len(reward_rates), dtype=np.int64) * 500
+    data = {"config": {"num_seeds": reward_rates.shape[1], "eval_frequency": 500},
+            "metrics": {"reward_rates": reward_rates, "eval_times": np.asarray(eval_times)}, "meta": {}}
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return str(path)
+
+
+def write_paper_style(path, reward_rates):
+    """The original code's format: SimpleNamespace config, lists of per-eval jax (S,) arrays and int times."""
+    import jax.numpy as jnp
+    data = {"config": types.SimpleNamespace(num_seeds=reward_rates.shape[1], eval_frequency=500),
+            "metrics": {"reward_rates": [jnp.asarray(row) for row in reward_rates],
+                        "eval_times": [i * 500 for i in range(len(reward_rates))]}}
+    with open(path, "wb") as f:
+        f.write(pickle.dumps(data))
+    return str(path)
+
+
+@pytest.fixture
+def rates():
+    rng = np.random.default_rng(1)
+    return (np.linspace(0, 1, 12)[:, None] + 0.1 * rng.standard_normal((12, 4))).astype(np.float32)
+
+
+@pytest.fixture
+def ours(tmp_path, rates):
+    return write_ours(tmp_path / "ours.out", rates)
+
+
+# --- smoothing ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("window", [1, 2, 3, 12])
+def test_smooth_matches_hand_computed_moving_average(rates, window):
+    times = np.arange(12) * 500
+    values, smoothed_times = smooth(rates, times, window)
+    expected_times = np.array([times[i:i + window].mean() for i in range(12 - window + 1)])
+    expected_values = np.stack([np.convolve(rates[:, s], np.ones(window) / window, mode="valid")
+                                for s in range(rates.shape[1])], axis=1)
+    assert values.shape == (12 - window + 1, 4) and smoothed_times.shape == (12 - window + 1,)
+    np.testing.assert_allclose(smoothed_times, expected_times, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(values, expected_values, rtol=1e-6, atol=1e-6)
+
+
+def test_smooth_by_hand_small_example():
+    values = np.array([[1.0, 10.0], [2.0, 20.0], [4.0, 40.0], [8.0, 80.0]])
+    smoothed, times = smooth(values, [0, 1, 2, 3], 2)
+    np.testing.assert_allclose(smoothed, [[1.5, 15.0], [3.0, 30.0], [6.0, 60.0]])
+    np.testing.assert_allclose(times, [0.5, 1.5, 2.5])
+
+
+def test_smooth_rejects_bad_window(rates):
+    with pytest.raises(ValueError):
+        smooth(rates, np.arange(12), 0)
+    with pytest.raises(ValueError):
+        smooth(rates, np.arange(12), 13)
+
+
+# --- bootstrap band ----------------------------------------------------------------------------------
+
+def test_band_contains_mean_and_is_reproducible():
+    values = np.random.default_rng(0).standard_normal((50, 8))
+    mean, low, high = bootstrap_band(values, rng=3)
+    np.testing.assert_allclose(mean, values.mean(axis=1))
+    assert np.all(low <= mean) and np.all(mean <= high) and np.all(low < high)
+    again = bootstrap_band(values, rng=3)
+    for a, b in zip((mean, low, high), again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_band_shrinks_as_seeds_agree():
+    noise = np.random.default_rng(0).standard_normal((20, 10))
+    widths = []
+    for spread in (1.0, 0.1, 0.01):
+        _, low, high = bootstrap_band(5.0 + spread * noise, rng=0)
+        widths.append(np.mean(high - low))
+    assert widths[0] > widths[1] > widths[2] > 0
+    np.testing.assert_allclose(widths[1] / widths[0], 0.1, rtol=1e-6)  # same resamples: width scales exactly
+
+
+def test_band_collapses_for_identical_seeds():
+    values = np.tile(np.array([[0.1], [0.3], [-2.0]]), (1, 7))
+    mean, low, high = bootstrap_band(values, rng=0)
+    np.testing.assert_array_equal(mean, [0.1, 0.3, -2.0])
+    np.testing.assert_array_equal(low, mean)
+    np.testing.assert_array_equal(high, mean)
+    mean, low, high = bootstrap_band(np.array([[4.0]]), rng=0)  # a single seed: no spread either
+    assert mean[0] == low[0] == high[0] == 4.0
+
+
+def test_band_width_matches_normal_theory():
+    """Seeds ~ N(mu, 1): the 95% band of the mean is about 2 * 1.96 / sqrt(S) wide.
+
+    Tolerance: the width averaged over 40 time points must be within 5% of the theory. The sources of error are
+    the sample std (~1/sqrt(2S) = 3.5% per point), the percentile Monte Carlo error with 1000 resamples (~3% per
+    point) and the plug-in bias sqrt((S-1)/S) (0.1%); averaged over 40 points that is about 1%, so 5% is 5 sigma.
+    Each single time point must be within 20%.
+    """
+    num_seeds, mu = 400, 3.0
+    values = mu + np.random.default_rng(7).standard_normal((40, num_seeds))
+    mean, low, high = bootstrap_band(values, rng=11)
+    expected = 2 * 1.96 / np.sqrt(num_seeds)
+    widths = high - low
+    assert abs(widths.mean() / expected - 1) < 0.05
+    assert np.all(np.abs(widths / expected - 1) < 0.20)
+    np.testing.assert_allclose(mean, mu, atol=5 / np.sqrt(num_seeds))
+
+
+def test_band_percentiles_follow_confidence():
+    values = np.random.default_rng(0).standard_normal((5, 30))
+    _, low95, high95 = bootstrap_band(values, confidence=95, rng=0)
+    _, low50, high50 = bootstrap_band(values, confidence=50, rng=0)
+    assert np.all(low95 < low50) and np.all(high50 < high95)
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+def test_paper_style_file_loads_like_ours(tmp_path, rates, ours):
+    paper = write_paper_style(tmp_path / "paper.out", rates)
+    for path in (ours, paper):
+        values, times = load_curve(path, "reward_rates", frequency=1)
+        np.testing.assert_allclose(values, rates)
+        np.testing.assert_array_equal(times, np.arange(12) * 500)
+    values, times = load_curve(paper, "reward_rates", frequency=3)
+    np.testing.assert_allclose(values, rates[::3])
+    np.testing.assert_array_equal(times, [0, 1500, 3000, 4500])
+
+
+# --- command line, end to end ------------------------------------------------------------------------
+
+def test_main_end_to_end_writes_png(tmp_path, rates, ours, capsys):
+    paper = write_paper_style(tmp_path / "paper.out", rates[:, :3] + 0.5)
+    out = tmp_path / "fig.png"
+    status = main(["--data", ours, paper, "--window", "3", "--frequency", "2", "--metric", "reward_rates",
+                   "--output", str(out), "--labels", "ours", "paper", "--seed", "5", "--title", "T"])
+    assert status == 0
+    assert out.exists() and out.stat().st_size > 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out) in capsys.readouterr().out
+
+
+def test_figure_has_one_curve_per_file_labelled_with_file_names(tmp_path, rates, ours):
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    other = write_ours(tmp_path / "other.out", rates + 1)
+    curves = [smooth(*load_curve(p, "reward_rates", 1), 2) for p in (ours, other)]
+    fig = plot_metric.make_figure(curves, [ours, other], "reward_rates")
+    try:
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [ours, other]
+        assert len(ax.lines) == 2 and len(ax.collections) == 2  # a mean line and a band each
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), curves[0][0].mean(axis=1))
+        np.testing.assert_allclose(ax.lines[0].get_xdata(), curves[0][1])
+        assert ax.get_ylabel() == "reward_rates"
+        assert all(g.get_visible() for g in ax.get_xgridlines() + ax.get_ygridlines())
+    finally:
+        plt.close(fig)
+
+
+def test_main_without_display_saves_default_name(tmp_path, ours, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.chdir(tmp_path)
+    assert main(["-d", ours, "-w", "2", "-f", "1", "-m", "reward_rates"]) == 0
+    assert (tmp_path / "reward_rates.png").stat().st_size > 0
+    assert "reward_rates.png" in capsys.readouterr().out
+
+
+def test_script_runs_from_repo_root(tmp_path, ours):
+    out = tmp_path / "cli.png"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "plot_metric.py", "-d", ours, "-O", str(out)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 0
+    bad = subprocess.run([sys.executable, "plot_metric.py", "-d", str(tmp_path / "nope.out")], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
+
+
+# --- bad input: one line on stderr, status 2 ---------------------------------------------------------
+
+def _bad_cases(tmp_path, ours):
+    corrupt = tmp_path / "corrupt.out"
+    corrupt.write_bytes(pickle.dumps({"metrics": {"reward_rates": np.ones((3, 2))}})[:20])
+    unsafe = tmp_path / "unsafe.out"
+    unsafe.write_bytes(pickle.dumps({"metrics": os.getcwd}))  # a reference to a function
+    short = write_ours(tmp_path / "short.out", np.ones((4, 2)))
+    png = str(tmp_path / "x.png")
+    return {
+        "missing file": (["-d", str(tmp_path / "missing.out"), "-O", png], "not found"),
+        "corrupt file": (["-d", str(corrupt), "-O", png], "corrupt"),
+        "unsafe file": (["-d", str(unsafe), "-O", png], "refusing"),
+        "unknown metric": (["-d", ours, "-m", "returns", "-O", png], "available metrics: eval_times, reward_rates"),
+        "window too large": (["-d", short, "-w", "5", "-O", png], "larger than the number of points (4)"),
+        "window too large after frequency": (["-d", short, "-w", "3", "-f", "2", "-O", png], "points (2)"),
+        "window zero": (["-d", ours, "-w", "0", "-O", png], "window must be an integer >= 1"),
+        "frequency negative": (["-d", ours, "-f", "-1", "-O", png], "frequency must be an integer >= 1"),
+        "frequency not a number": (["-d", ours, "-f", "x", "-O", png], "frequency must be an integer >= 1"),
+        "label count mismatch": (["-d", ours, short, "--labels", "a", "-O", png], "1 label(s) given for 2"),
+        "no data": (["-O", png], "--data"),
+        "unwritable output": (["-d", ours, "-O", str(tmp_path / "no_dir" / "x.png")], "cannot write"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "corrupt file", "unsafe file", "unknown metric", "window too large",
+                                  "window too large after frequency", "window zero", "frequency negative",
+                                  "frequency not a number", "label count mismatch", "no data", "unwritable output"])
+def test_bad_input_prints_one_line_and_returns_2(tmp_path, ours, capsys, case):
+    argv, fragment = _bad_cases(tmp_path, ours)[case]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not (tmp_path / "x.png").exists()
