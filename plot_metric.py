@@ -116,6 +116,65 @@ def load_curve(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1):
     return values[::frequency], times[::frequency]
 
 
+def load_episodes(path: str):
+    """(table, num_seeds): the training episodes recorded in the .out at `path` (seed, return, length, end_step)."""
+    try:
+        data = load_metrics(path)
+    except FileFormatError as e:
+        raise PlotInputError(str(e)) from None
+    table = data.get("episodes")
+    if not table or len(table.get("return", ())) == 0:
+        raise PlotInputError(f"'{path}' records no training episodes (run with log_episodes true)")
+    num_seeds = int(data["config"].get("num_seeds", int(np.max(table["seed"])) + 1))
+    return table, num_seeds
+
+
+def rolling_episode_curve(table: dict, num_seeds: int, window: int = 100, num_points: int = 200):
+    """Per seed, the mean return of its last `window` training episodes (fewer at the start), read off at
+    `num_points` evenly spaced steps from the first step at which every seed has finished an episode.
+
+    Returns (values (num_points, num_seeds), steps (num_points,)).
+    """
+    per_seed = []
+    for seed in range(num_seeds):
+        mine = table["seed"] == seed
+        if not np.any(mine):
+            raise PlotInputError(f"seed {seed} finished no training episode")
+        returns = table["return"][mine].astype(float)
+        sums = np.concatenate([[0.0], np.cumsum(returns)])
+        counts = np.minimum(np.arange(1, len(returns) + 1), window)
+        rolling = (sums[1:] - sums[np.arange(1, len(returns) + 1) - counts]) / counts
+        per_seed.append((table["end_step"][mine], rolling))
+    start = max(steps[0] for steps, _ in per_seed)
+    end = max(steps[-1] for steps, _ in per_seed)
+    grid = np.linspace(start, end, num_points) if end > start else np.array([start], float)
+    values = np.stack([rolling[np.searchsorted(steps, grid, side="right") - 1] for steps, rolling in per_seed], axis=1)
+    return values, grid
+
+
+def gaussian_kde(samples, points):
+    """Gaussian kernel density of 1-D `samples` at `points`, Scott's bandwidth (n^-1/5 times the std)."""
+    samples = np.asarray(samples, float)
+    spread = samples.std(ddof=1) if len(samples) > 1 else 0.0
+    bandwidth = max(spread, 1e-3 * max(1.0, np.abs(samples).max())) * len(samples) ** (-1 / 5)
+    z = (np.asarray(points, float)[:, None] - samples[None, :]) / bandwidth
+    return np.exp(-0.5 * z**2).sum(axis=1) / (len(samples) * bandwidth * np.sqrt(2 * np.pi))
+
+
+def final_scores(path: str, metric: str, window: int):
+    """The scores a density plot compares: each seed's last `window` training episodes where the file has them,
+    else each seed's final evaluation of `metric`."""
+    try:
+        data = load_metrics(path)
+    except FileFormatError as e:
+        raise PlotInputError(str(e)) from None
+    table = data.get("episodes")
+    if table and len(table.get("return", ())):
+        return np.concatenate([table["return"][table["seed"] == seed][-window:] for seed in np.unique(table["seed"])])
+    values, _ = load_curve(path, metric)
+    return values[-1]
+
+
 # --- plotting --------------------------------------------------------------------------------------
 
 def _display_available() -> bool:
@@ -138,6 +197,48 @@ def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=N
         ax.fill_between(times, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
     ax.set_xlabel("time")
     ax.set_ylabel(ylabel if ylabel is not None else metric)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(True)
+    return fig
+
+
+def make_episode_figure(tables, labels, window: int, seed: int = 0, title=None):
+    """Every training episode's return (dots) and the mean over seeds of each seed's `window`-episode rolling
+    mean, with a bootstrap band over seeds, per file."""
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots()
+    for (table, num_seeds), label in zip(tables, labels):
+        values, steps = rolling_episode_curve(table, num_seeds, window)
+        mean, low, high = bootstrap_band(values, rng=rng)
+        (line,) = ax.plot(steps, mean, label=f"{label} ({window}-episode mean)")
+        ax.scatter(table["end_step"], table["return"], s=2, color=line.get_color(), alpha=0.15, linewidths=0)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("training episode return")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(True)
+    return fig
+
+
+def make_density_figure(score_sets, labels, symlog: bool = False, title=None, xlabel="score"):
+    """A Gaussian kernel density of each file's scores, on one axis."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    low = min(float(np.min(s)) for s in score_sets)
+    high = max(float(np.max(s)) for s in score_sets)
+    margin = 0.1 * max(high - low, 1.0)
+    points = np.linspace(low - margin, high + margin, 400)
+    for scores, label in zip(score_sets, labels):
+        ax.plot(points, gaussian_kde(scores, points), label=f"{label} (n={len(scores)})")
+    if symlog:
+        ax.set_xscale("symlog")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
     if title:
         ax.set_title(title)
     ax.legend()
@@ -171,12 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--frequency", type=_positive_int("frequency"), default=1,
                    help="keep every F-th evaluation (1)")
     p.add_argument("-m", "--metric", default=DEFAULT_METRIC, help=f"metric to plot ({DEFAULT_METRIC})")
-    p.add_argument("-O", "--output", help="save the figure to this file (default when there is no display: "
+    p.add_argument("-o", "-O", "--output", help="save the figure to this file (default when there is no display: "
                                           "<metric>.png in the current directory)")
     p.add_argument("--labels", nargs="+", help="legend labels, one per --data file (default: the file names)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (0)")
     p.add_argument("--title", help="figure title")
     p.add_argument("--ylabel", help="y axis label (default: the metric name)")
+    p.add_argument("--plot", choices=("curves", "episodes", "density"), default="curves",
+                   help="curves: the evaluation metric over time (default); episodes: every training episode's "
+                        "return with a rolling mean; density: a kernel density of final scores per file")
+    p.add_argument("--rolling", type=_positive_int("rolling"), default=100,
+                   help="episodes in the rolling mean (episodes) or per seed in the density (100)")
+    p.add_argument("--symlog", action="store_true", help="symmetric-log x axis for --plot density")
     return p
 
 
@@ -186,22 +293,32 @@ def _run(argv) -> int:
         raise PlotInputError(f"{len(args.labels)} label(s) given for {len(args.data)} --data file(s); "
                              f"give one label per file")
     labels = args.labels if args.labels is not None else list(args.data)
-    curves = []
-    for path in args.data:
-        values, times = load_curve(path, args.metric, args.frequency)
-        if args.window > len(times):
-            raise PlotInputError(f"window {args.window} is larger than the number of points ({len(times)}) of "
-                                 f"'{path}' (after --frequency {args.frequency})")
-        curves.append(smooth(values, times, args.window))
-
     output = args.output
     if output is None and not _display_available():
-        output = f"{args.metric}.png"
+        output = f"{args.metric if args.plot == 'curves' else args.plot}.png"
+    if args.plot == "curves":
+        curves = []
+        for path in args.data:
+            values, times = load_curve(path, args.metric, args.frequency)
+            if args.window > len(times):
+                raise PlotInputError(f"window {args.window} is larger than the number of points ({len(times)}) of "
+                                     f"'{path}' (after --frequency {args.frequency})")
+            curves.append(smooth(values, times, args.window))
+    elif args.plot == "episodes":
+        tables = [load_episodes(path) for path in args.data]
+    else:
+        score_sets = [final_scores(path, args.metric, args.rolling) for path in args.data]
+
     import matplotlib
     if output is not None:
         matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-    fig = make_figure(curves, labels, args.metric, seed=args.seed, title=args.title, ylabel=args.ylabel)
+    if args.plot == "curves":
+        fig = make_figure(curves, labels, args.metric, seed=args.seed, title=args.title, ylabel=args.ylabel)
+    elif args.plot == "episodes":
+        fig = make_episode_figure(tables, labels, args.rolling, seed=args.seed, title=args.title)
+    else:
+        fig = make_density_figure(score_sets, labels, symlog=args.symlog, title=args.title)
     try:
         if output is None:
             plt.show()

@@ -1,8 +1,11 @@
-"""ER DQN (Young et al., section 3.1): an MLP Q-function trained on uniformly replayed real transitions.
+"""DQN on replayed real transitions: the ER DQN of Young et al. (section 3.1) and its standard extensions.
 
-Reads top to bottom: hyperparameters -> state -> make (network, optimizer, buffer) -> loss -> one
-update -> one environment step -> chunk -> evaluation. Faithful to the paper code by default,
-quirks included (spec section 7); the fix flags are listed in FIX_FLAGS and in the README.
+Reads top to bottom: hyperparameters -> state -> losses -> make (network, optimizer, buffer) -> one
+update -> one environment step -> chunk -> evaluation. With no extension switched on this is the paper
+code's ER DQN, quirks included (spec section 7); the fix flags are listed in FIX_FLAGS and in the README.
+Extensions, each a config key that is off by default: double_DQN; dueling (dueling_aggregation);
+prioritized_replay (per_alpha, per_beta0, per_beta_schedule, per_beta_rate, per_eps); epsilon schedules
+(epsilon_schedule: constant, power, linear); a conv torso for image observations (torso: conv).
 """
 from typing import Any
 
@@ -12,20 +15,23 @@ import optax
 from flax import struct
 
 from agents.components.agent import Agent
-from agents.components.exploration import behaviour_action
+from agents.components.exploration import behaviour_action, scheduled_epsilon
 from agents.components.networks import q_network
 from agents.components.optimizers import adamw
-from agents.components.replay import ReplayState, make_replay_buffer
+from agents.components.replay import make_prioritized_replay_buffer, make_replay_buffer
+from envs.autoreset import presample_resets, step_with_reset
 
 FIX_FLAGS = {
     "fix_stale_obs_after_reset": "Q1: act on the new episode's first observation after a terminal, not the old post-terminal one",
     "fix_weight_decay": "Q7: scale AdamW's weight decay by the step size (the usual decoupled AdamW)",
 }
 
+REPLAY_OBS_DTYPES = {"bool": jnp.bool_, "uint8": jnp.uint8, "float32": jnp.float32}
+
 
 @struct.dataclass
 class DQNHyperparams:
-    """Values that may differ between runs of one compiled program (vmappable)."""
+    """Values that may differ between runs of one compiled program (vmappable); shapes never depend on them."""
 
     learning_rate: float
     gamma: float
@@ -36,6 +42,14 @@ class DQNHyperparams:
     eps_adam: float
     weight_decay: float
     target_update_frequency: int
+    epsilon_start: float
+    epsilon_end: float
+    epsilon_decay: float
+    epsilon_decay_steps: int
+    per_alpha: float
+    per_beta0: float
+    per_beta_rate: float
+    per_eps: float
 
 
 @struct.dataclass
@@ -44,7 +58,7 @@ class Transition:
     action: jax.Array
     reward: jax.Array
     next_obs: jax.Array
-    terminal: jax.Array
+    terminal: jax.Array  # true termination only: a time-limit truncation still bootstraps
 
 
 @struct.dataclass
@@ -52,23 +66,33 @@ class DQNState:
     params: Any
     target_params: Any
     opt_state: Any
-    replay: ReplayState
+    replay: Any  # ReplayState or PrioritizedReplayState
     env_state: Any
     env_steps: jax.Array  # t: environment steps taken; the target refresh is keyed on it (quirk Q10)
+    episodes_done: jax.Array  # finished training episodes (terminated or truncated): power epsilon, PER beta
+    episode_return: jax.Array  # of the training episode under way
+    episode_length: jax.Array
 
 
 def hyperparams_from_config(config) -> DQNHyperparams:
+    def value(name, unset):
+        return unset if config.get(name) is None else config[name]
+
     return DQNHyperparams(
         learning_rate=config["alpha_adam"], gamma=config["gamma"],
-        softmax_temp=config.get("softmax_temp") or 1.0, epsilon=config.get("epsilon") or 0.0,
+        softmax_temp=value("softmax_temp", 1.0), epsilon=value("epsilon", 0.0),
         b1=config["b1_adam"], b2=config["b2_adam"], eps_adam=config["eps_adam"], weight_decay=config["wd_adam"],
-        target_update_frequency=config["target_update_frequency"])
+        target_update_frequency=config["target_update_frequency"],
+        epsilon_start=config["epsilon_start"], epsilon_end=config["epsilon_end"], epsilon_decay=config["epsilon_decay"],
+        epsilon_decay_steps=value("epsilon_decay_steps", 1),
+        per_alpha=config["per_alpha"], per_beta0=config["per_beta0"], per_beta_rate=config["per_beta_rate"],
+        per_eps=config["per_eps"])
 
 
-def td_loss(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool):
-    """Mean over the batch of (Q(o)[a] - y)^2, y = r + gamma * (0 if d else V_target(o')).
+def td_errors(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool):
+    """delta = Q(o)[a] - y per sample, y = r + gamma * (0 if d else V_target(o')), y without gradient.
 
-    No 1/2 factor and no Huber (quirk Q11); the target carries no gradient.
+    V_target(o') = max_b Qtgt(o')[b], or with double_dqn Qtgt(o')[argmax_b Q_online(o')[b]].
     """
     q_taken = jnp.take_along_axis(q_apply(params, batch.obs), batch.action[:, None], axis=-1)[:, 0]
     next_target_q = q_apply(target_params, batch.next_obs)
@@ -78,17 +102,43 @@ def td_loss(q_apply, params, target_params, batch: Transition, gamma, double_dqn
     else:
         next_value = jnp.max(next_target_q, axis=-1)
     target = batch.reward + gamma * jnp.where(batch.terminal, 0.0, next_value)
-    return jnp.mean((q_taken - jax.lax.stop_gradient(target)) ** 2)
+    return q_taken - jax.lax.stop_gradient(target)
+
+
+def td_loss(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool, weights=None):
+    """Mean over the batch of delta^2 (times the importance weights, with prioritized replay).
+
+    No 1/2 factor and no Huber (quirk Q11).
+    """
+    squared = td_errors(q_apply, params, target_params, batch, gamma, double_dqn) ** 2
+    return jnp.mean(squared if weights is None else weights * squared)
+
+
+def per_beta(schedule: str, hp: DQNHyperparams, env_steps, episodes_done, num_steps: int):
+    """Importance-sampling exponent: "linear" from per_beta0 to 1 over the run's environment steps, or
+    "exponential" 1 - exp(-per_beta_rate * finished episodes) (per_beta0 unused there)."""
+    if schedule == "linear":
+        return hp.per_beta0 + (1.0 - hp.per_beta0) * jnp.minimum(env_steps / num_steps, 1.0)
+    if schedule == "exponential":
+        return 1.0 - jnp.exp(-hp.per_beta_rate * episodes_done)
+    raise ValueError(f"unknown per_beta_schedule '{schedule}' (known: linear, exponential)")
 
 
 def make(config, env, env_params) -> Agent:
     num_actions = env.action_space(env_params).n
-    q_net = q_network(num_actions, config["num_hidden_layers"], config["num_hidden_units"], config["activation"])
-    buffer = make_replay_buffer(config["buffer_size"], config["batch_size"])
-    strategy = config["exploration_strat"]
+    obs_shape = tuple(env.observation_space(env_params).shape)
+    q_net = q_network(num_actions, config["num_hidden_layers"], config["num_hidden_units"], config["activation"],
+                      obs_shape=obs_shape, dueling=config["dueling"], dueling_aggregation=config["dueling_aggregation"],
+                      torso=config["torso"], conv_channels=config["conv_channels"],
+                      conv_kernel_sizes=config["conv_kernel_sizes"], conv_strides=config["conv_strides"])
+    prioritized = config["prioritized_replay"]
+    make_buffer = make_prioritized_replay_buffer if prioritized else make_replay_buffer
+    buffer = make_buffer(config["buffer_size"], config["batch_size"])
+    strategy, epsilon_schedule = config["exploration_strat"], config["epsilon_schedule"]
     double_dqn, use_target = config["double_DQN"], config["use_target"]
     updates_per_step, chunk_length = config["updates_per_step"], config["eval_frequency"]
     fix_stale_obs = config["fix_stale_obs_after_reset"]
+    replay_obs_dtype = REPLAY_OBS_DTYPES.get(config["replay_obs_dtype"])  # None: the observation's own dtype
 
     def optimizer(hp: DQNHyperparams):
         return adamw(hp.learning_rate, hp.b1, hp.b2, hp.eps_adam, hp.weight_decay,
@@ -98,9 +148,12 @@ def make(config, env, env_params) -> Agent:
         net_key, env_key = jax.random.split(key)
         obs, env_state = env.reset(env_key, env_params)
         params = q_net.init(net_key, obs)
-        example = Transition(obs=obs, action=jnp.int32(0), reward=jnp.float32(0), next_obs=obs, terminal=jnp.bool_(False))
+        stored_obs = obs if replay_obs_dtype is None else obs.astype(replay_obs_dtype)
+        example = Transition(obs=stored_obs, action=jnp.int32(0), reward=jnp.float32(0), next_obs=stored_obs,
+                             terminal=jnp.bool_(False))
         return DQNState(params=params, target_params=params, opt_state=optimizer(hp).init(params),
-                        replay=buffer.init(example), env_state=env_state, env_steps=jnp.int32(0))
+                        replay=buffer.init(example), env_state=env_state, env_steps=jnp.int32(0),
+                        episodes_done=jnp.int32(0), episode_return=jnp.float32(0), episode_length=jnp.int32(0))
 
     def learn(state: DQNState, key, hp: DQNHyperparams) -> DQNState:
         """Refresh the target (keyed on env steps, before the updates), then updates_per_step updates."""
@@ -109,37 +162,74 @@ def make(config, env, env_params) -> Agent:
             target_params = jax.tree.map(lambda p, t: jnp.where(refresh, p, t), state.params, state.target_params)
         else:
             target_params = state.params
-        loss_grad = jax.grad(lambda p, batch: td_loss(q_net.apply, p, target_params, batch, hp.gamma, double_dqn))
 
-        def update(carry, sample_key):
-            params, opt_state = carry
-            grads = loss_grad(params, buffer.sample(state.replay, sample_key))
+        def loss(params, batch, weights=None):
+            return td_loss(q_net.apply, params, target_params, batch, hp.gamma, double_dqn, weights)
+
+        def apply_gradient(params, opt_state, grads):
             updates, opt_state = optimizer(hp).update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
+            return optax.apply_updates(params, updates), opt_state
 
-        (params, opt_state), _ = jax.lax.scan(update, (state.params, state.opt_state),
-                                              jax.random.split(key, updates_per_step))
-        return state.replace(params=params, opt_state=opt_state, target_params=target_params)
+        if not prioritized:
+            def update(carry, sample_key):
+                params, opt_state = carry
+                grads = jax.grad(loss)(params, buffer.sample(state.replay, sample_key))
+                return apply_gradient(params, opt_state, grads), None
+
+            (params, opt_state), _ = jax.lax.scan(update, (state.params, state.opt_state),
+                                                  jax.random.split(key, updates_per_step))
+            return state.replace(params=params, opt_state=opt_state, target_params=target_params)
+
+        beta = per_beta(config["per_beta_schedule"], hp, state.env_steps, state.episodes_done, config["num_steps"])
+
+        def loss_and_errors(params, batch, weights):
+            delta = td_errors(q_net.apply, params, target_params, batch, hp.gamma, double_dqn)
+            return jnp.mean(weights * delta**2), delta
+
+        def prioritized_update(carry, sample_key):
+            params, opt_state, replay = carry
+            batch, indices, weights = buffer.sample(replay, sample_key, hp.per_alpha, beta)
+            grads, delta = jax.grad(loss_and_errors, has_aux=True)(params, batch, weights)
+            replay = buffer.update_priorities(replay, indices, jnp.abs(delta), hp.per_eps)
+            return (*apply_gradient(params, opt_state, grads), replay), None
+
+        (params, opt_state, replay), _ = jax.lax.scan(prioritized_update, (state.params, state.opt_state, state.replay),
+                                                      jax.random.split(key, updates_per_step))
+        return state.replace(params=params, opt_state=opt_state, target_params=target_params, replay=replay)
 
     def interact(state: DQNState, key, hp: DQNHyperparams, train: bool):
-        def env_step(carry, step_key):
+        def env_step(carry, step):
             state, obs = carry
-            act_key, env_key, learn_key = jax.random.split(step_key, 3)
-            action = behaviour_action(strategy, act_key, q_net.apply(state.params, obs), hp)
-            next_obs, env_state, reward, terminal, _, info = env.step(env_key, state.env_state, action, env_params)
+            act_key, env_key, learn_key, reset = step
+            epsilon = scheduled_epsilon(epsilon_schedule, hp, state.episodes_done, state.env_steps)
+            action = behaviour_action(strategy, act_key, q_net.apply(state.params, obs), hp.softmax_temp, epsilon)
+            next_obs, env_state, reward, terminated, truncated, info = step_with_reset(
+                env, env_key, state.env_state, action, env_params, reset)
             last_obs = info["final_observation"]  # the post-step observation, before any auto-reset
-            replay = buffer.add(state.replay, Transition(obs, action, reward.astype(jnp.float32), last_obs, terminal))
-            state = state.replace(env_state=env_state, replay=replay)
+            reward = reward.astype(jnp.float32)
+            replay = buffer.add(state.replay, Transition(obs, action, reward, last_obs, terminated))
+            episode_return, episode_length = state.episode_return + reward, state.episode_length + 1
+            ended = terminated | truncated
+            state = state.replace(env_state=env_state, replay=replay, episodes_done=state.episodes_done + ended,
+                                  episode_return=jnp.where(ended, 0.0, episode_return),
+                                  episode_length=jnp.where(ended, 0, episode_length))
             if train:
                 state = learn(state, learn_key, hp)
             state = state.replace(env_steps=state.env_steps + 1)
+            record = {"reward": reward, "episode_ended": ended, "episode_return": episode_return,
+                      "episode_length": episode_length}
             # Quirk Q1: the paper code acts next on the old episode's post-terminal observation.
-            return (state, next_obs if fix_stale_obs else last_obs), reward
+            return (state, next_obs if fix_stale_obs else last_obs), record
 
+        act_keys, env_keys, learn_keys = jnp.moveaxis(
+            jax.vmap(lambda k: jax.random.split(k, 3))(jax.random.split(key, chunk_length)), 1, 0)
+        env_keys, resets = presample_resets(env, env_keys, env_params)
         # The observation is recomputed from the env state at every chunk start, as in the paper code.
         first_obs = env.get_obs(state.env_state, env_params)
-        (state, _), rewards = jax.lax.scan(env_step, (state, first_obs), jax.random.split(key, chunk_length))
-        return state, {"train_reward_rate": jnp.mean(rewards.astype(jnp.float32))}
+        (state, _), record = jax.lax.scan(env_step, (state, first_obs), (act_keys, env_keys, learn_keys, resets))
+        # Per step, so the host can list every finished training episode: (return, length) where it ended.
+        return state, {"train_reward_rate": jnp.mean(record["reward"]), "episode_ended": record["episode_ended"],
+                       "episode_return": record["episode_return"], "episode_length": record["episode_length"]}
 
     evaluate = make_greedy_evaluation(env, env_params, config, lambda state, obs: q_net.apply(state.params, obs))
 
@@ -165,7 +255,8 @@ def make_greedy_evaluation(env, env_params, config, q_values):
             obs, env_state, reward, terminal, _ = env.step_env(step_key, env_state, action, env_params)
             if episodic:
                 total = total + reward * ~terminated
-                terminated = terminated | terminal
+                # A time limit ends a gymnax task's episode too (the paper's environments have none).
+                terminated = terminated | terminal | env.is_truncated(env_state, env_params)
             else:
                 total = total + reward
             return (env_state, obs, terminated, total), None

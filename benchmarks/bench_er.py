@@ -5,11 +5,14 @@ Measures, in one run on this machine:
   - compile time of the training chunk, the warm-up chunk and the evaluation;
   - seconds per 500-step training chunk and per evaluation, seed-steps per second;
   - achieved FLOP/s: XLA's cost analysis of one training step (a scan of length 1, since XLA counts a
-    loop body once), times the chunk length, over the measured chunk time; and the fraction of the peak.
+    loop body once), times the chunk length, over the measured chunk time; and the fraction of the peak;
+  - the same for a paper-style baseline (gymnax's per-step reset inside the scan, jax.nn.elu), its chunks
+    interleaved with ours so both see the same machine, and the throughput ratio.
 
-    python benchmarks/bench_er.py [--config configs/ER.json] [--chunks 3] [--num-seeds 30] [--json out.json]
+    python benchmarks/bench_er.py [--config configs/ER.json] [--chunks 3] [--num-seeds 30] [--json out.json] [--no-baseline]
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -24,6 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import envs  # noqa: E402
 from agents import dqn  # noqa: E402
+from agents.components import networks  # noqa: E402
 from experiment import runner  # noqa: E402
 from experiment.config import load_config  # noqa: E402
 
@@ -60,50 +64,81 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def measure(config: dict, chunks: int, make_agent=dqn.make) -> dict:
-    env, env_params = envs.make(config["environment"], **config["env_config"])
-    agent = make_agent(config, env, env_params)
-    run = runner.CompiledRun(agent, config["num_seeds"])
-    keys = runner.SeedKeys(0, config["num_seeds"])
-    hp = agent.hparams
-    state = jax.block_until_ready(run.init(keys.init, hp))
+@contextlib.contextmanager
+def paper_style_computation():
+    """Build agents as the paper code computes: gymnax's per-step reset inside the scan, jax.nn.elu (expm1).
 
-    start = time.perf_counter()
-    interact_warmup = run.interact.lower(state, keys.chunk(0), hp, False).compile()
-    interact_train = run.interact.lower(state, keys.chunk(0), hp, True).compile()
-    evaluate = run.evaluate.lower(state, keys.evaluation(0), hp).compile()
-    compile_seconds = time.perf_counter() - start
+    The baseline for the in-run ratio: the same algorithm and numbers up to float rounding, without
+    seedsuite's two computational changes (resets drawn before the scan, ELU through exp).
+    """
+    saved = dqn.presample_resets, dqn.step_with_reset, networks.ACTIVATIONS["elu"]
+    dqn.presample_resets = lambda env, keys, params: (keys, keys)
+    dqn.step_with_reset = lambda env, key, state, action, params, reset: env.step(key, state, action, params)
+    networks.ACTIVATIONS["elu"] = jax.nn.elu
+    try:
+        yield
+    finally:
+        dqn.presample_resets, dqn.step_with_reset, networks.ACTIVATIONS["elu"] = saved
 
-    # FLOPs of one training step: the same agent with a chunk of one step.
-    one_step_agent = make_agent(dict(config, eval_frequency=1), env, env_params)
-    one_step = runner.CompiledRun(one_step_agent, config["num_seeds"])
-    step_flops = flops_of(one_step.interact.lower(state, keys.chunk(0), hp, True).compile())
-    eval_flops_body = flops_of(evaluate)
 
-    # Fill the buffer past the training start as the real run does, then time training chunks.
-    warmup_chunks = -(-config["training_start_time"] // config["eval_frequency"])
-    for i in range(warmup_chunks):
-        state, _ = interact_warmup(state, keys.chunk(i), hp)
-    jax.block_until_ready(state)
-    chunk_times, eval_times = [], []
+class Variant:
+    """One agent's compiled chunk and evaluation, warmed up past the training start, ready to time."""
+
+    def __init__(self, name, config, make_agent):
+        self.name, self.config = name, config
+        env, env_params = envs.make(config["environment"], **config["env_config"])
+        agent = make_agent(config, env, env_params)
+        self.run = runner.CompiledRun(agent, config["num_seeds"])
+        self.keys = runner.SeedKeys(0, config["num_seeds"])
+        self.hp = agent.hparams
+        state = jax.block_until_ready(self.run.init(self.keys.init, self.hp))
+        start = time.perf_counter()
+        self.interact_warmup = self.run.interact.lower(state, self.keys.chunk(0), self.hp, False).compile()
+        self.interact_train = self.run.interact.lower(state, self.keys.chunk(0), self.hp, True).compile()
+        self.evaluate = self.run.evaluate.lower(state, self.keys.evaluation(0), self.hp).compile()
+        self.compile_seconds = time.perf_counter() - start
+        # FLOPs of one training step: the same agent with a chunk of one step (XLA counts a loop body once).
+        one_step = runner.CompiledRun(make_agent(dict(config, eval_frequency=1), env, env_params), config["num_seeds"])
+        self.step_flops = flops_of(one_step.interact.lower(state, self.keys.chunk(0), self.hp, True).compile())
+        # Fill the buffer past the training start as the real run does.
+        for i in range(-(-config["training_start_time"] // config["eval_frequency"])):
+            state, _ = self.interact_warmup(state, self.keys.chunk(i), self.hp)
+        self.state = jax.block_until_ready(state)
+        self.chunk_times, self.eval_times = [], []
+
+    def time_one_chunk(self, index):
+        (self.state, _), seconds = timed(self.interact_train, self.state, self.keys.chunk(100 + index), self.hp)
+        self.chunk_times.append(seconds)
+        _, seconds = timed(self.evaluate, self.state, self.keys.evaluation(index), self.hp)
+        self.eval_times.append(seconds)
+
+    def summary(self, peak) -> dict:
+        config = self.config
+        chunk_seconds, eval_seconds = statistics.median(self.chunk_times), statistics.median(self.eval_times)
+        achieved = self.step_flops * config["eval_frequency"] / chunk_seconds
+        return {
+            "num_seeds": config["num_seeds"], "eval_frequency": config["eval_frequency"],
+            "batch_size": config["batch_size"], "compile_seconds": self.compile_seconds,
+            "train_chunk_seconds": chunk_seconds, "train_chunk_seconds_all": self.chunk_times,
+            "eval_seconds": eval_seconds, "chunk_plus_eval_seconds": chunk_seconds + eval_seconds,
+            "seed_steps_per_second": config["num_seeds"] * config["eval_frequency"] / chunk_seconds,
+            "flops_per_train_step": self.step_flops, "train_chunk_gflops_per_second": achieved / 1e9,
+            "fraction_of_peak": achieved / peak,
+        }
+
+
+def measure(config: dict, chunks: int, make_agent=dqn.make, baseline: bool = True) -> dict:
+    """Time seedsuite's chunk and, in the same run with chunks interleaved, the paper-style baseline."""
+    variants = [Variant("seedsuite", config, make_agent)]
+    if baseline:
+        with paper_style_computation():
+            variants.append(Variant("paper-style", config, make_agent))
     for i in range(chunks):
-        (state, _), seconds = timed(interact_train, state, keys.chunk(100 + i), hp)
-        chunk_times.append(seconds)
-        _, seconds = timed(evaluate, state, keys.evaluation(i), hp)
-        eval_times.append(seconds)
-
-    chunk_seconds = statistics.median(chunk_times)
-    eval_seconds = statistics.median(eval_times)
-    chunk_flops = step_flops * config["eval_frequency"]
-    return {
-        "num_seeds": config["num_seeds"], "eval_frequency": config["eval_frequency"], "batch_size": config["batch_size"],
-        "compile_seconds": compile_seconds,
-        "train_chunk_seconds": chunk_seconds, "train_chunk_seconds_all": chunk_times,
-        "eval_seconds": eval_seconds, "chunk_plus_eval_seconds": chunk_seconds + eval_seconds,
-        "seed_steps_per_second": config["num_seeds"] * config["eval_frequency"] / chunk_seconds,
-        "flops_per_train_step": step_flops, "train_chunk_gflops_per_second": chunk_flops / chunk_seconds / 1e9,
-        "eval_loop_body_flops": eval_flops_body,
-    }
+        # Interleaved, in alternating order, so a noisy neighbour or a warm cache favours neither.
+        for variant in (variants if i % 2 == 0 else variants[::-1]):
+            variant.time_one_chunk(i)
+    peak = matmul_peak()
+    return {"matmul_peak_gflops_per_second": peak / 1e9, **{v.name: v.summary(peak) for v in variants}}
 
 
 def main(argv=None):
@@ -112,26 +147,28 @@ def main(argv=None):
     parser.add_argument("--chunks", type=int, default=3, help="training chunks to time (median reported)")
     parser.add_argument("--num-seeds", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the paper-style baseline")
     args = parser.parse_args(argv)
 
     config = load_config("ER", args.config)
     if args.num_seeds:
         config["num_seeds"] = args.num_seeds
-    peak = matmul_peak()
-    result = measure(config, args.chunks)
-    result.update({"machine": f"{cpu_name()}, {os.cpu_count()} cores, {jax.default_backend()}",
-                   "jax": jax.__version__, "matmul_peak_gflops_per_second": peak / 1e9,
-                   "fraction_of_peak": result["train_chunk_gflops_per_second"] * 1e9 / peak})
+    result = measure(config, args.chunks, baseline=not args.no_baseline)
+    result.update({"machine": f"{cpu_name()}, {os.cpu_count()} cores, {jax.default_backend()}", "jax": jax.__version__})
     print(f"machine: {result['machine']}, jax {result['jax']}")
-    print(f"float32 matmul peak: {peak / 1e9:.0f} GFLOP/s")
-    print(f"compile (warm-up chunk + training chunk + evaluation): {result['compile_seconds']:.1f} s")
-    print(f"training chunk ({config['eval_frequency']} steps x {config['num_seeds']} seeds): "
-          f"{result['train_chunk_seconds']:.2f} s  ({result['seed_steps_per_second']:.0f} seed-steps/s)")
-    print(f"evaluation ({config['eval_batch_size']} episodes x {config['eval_steps']} steps per seed): "
-          f"{result['eval_seconds']:.2f} s")
-    print(f"achieved: {result['train_chunk_gflops_per_second']:.0f} GFLOP/s = "
-          f"{100 * result['fraction_of_peak']:.0f}% of the measured matmul peak "
-          f"({result['flops_per_train_step'] / 1e9:.2f} GFLOP per training step)")
+    print(f"float32 matmul peak (2048^2, median of 20): {result['matmul_peak_gflops_per_second']:.0f} GFLOP/s")
+    for name in ("seedsuite", "paper-style"):
+        if name not in result:
+            continue
+        r = result[name]
+        print(f"[{name}] compile {r['compile_seconds']:.1f} s; training chunk ({r['eval_frequency']} steps x "
+              f"{r['num_seeds']} seeds) {r['train_chunk_seconds']:.2f} s = {r['seed_steps_per_second']:.0f} seed-steps/s; "
+              f"evaluation {r['eval_seconds']:.2f} s; {r['train_chunk_gflops_per_second']:.0f} GFLOP/s = "
+              f"{100 * r['fraction_of_peak']:.0f}% of peak ({r['flops_per_train_step'] / 1e9:.2f} GFLOP per step)")
+    if "paper-style" in result:
+        ratio = result["paper-style"]["train_chunk_seconds"] / result["seedsuite"]["train_chunk_seconds"]
+        result["speedup_over_paper_style"] = ratio
+        print(f"seedsuite / paper-style throughput, same run: {ratio:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

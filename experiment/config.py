@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from agents.components.exploration import STRATEGIES
+from agents.components.exploration import EPSILON_SCHEDULES, STRATEGIES
 from agents.components.networks import ACTIVATIONS
 
 
@@ -22,7 +22,7 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Key:
-    kind: str  # "int", "float", "bool", "str", "dict"
+    kind: str  # "int", "float", "bool", "str", "dict", "int_list"
     default: Any = REQUIRED
     check: Callable[[Any], bool] | None = None
     requirement: str = ""  # what `check` demands, for the error message
@@ -49,6 +49,15 @@ def unit_interval(doc, default=REQUIRED, closed_top=True):
 
 def flag(doc, default=False):
     return Key("bool", default, None, "", doc)
+
+
+def choice(doc, options, default=REQUIRED):
+    return Key("str", default, lambda v: v in options, f"one of {', '.join(options)}", doc)
+
+
+def positive_int_list(doc, default):
+    return Key("int_list", default, lambda v: len(v) >= 1 and all(x >= 1 for x in v),
+               "a non-empty list of integers >= 1", doc)
 
 
 # Keys every DQN-family agent of the paper reads (spec section 4), with the paper code's defaults.
@@ -85,8 +94,37 @@ COMMON_KEYS = {
     "save_params": flag("write <output>.params periodically and at the end", default=True),
     "save_frequency": positive_int("environment steps between .params/.out saves", default=10000),
     # seedsuite additions
+    "log_episodes": flag("record every finished training episode (seed, return, length, end step) in the .out",
+                         default=True),
     "checkpoint_frequency": non_negative_int("environment steps between resumable checkpoints (0: never)", default=10000),
     "fix_eval_time_label": flag("Q9: label each evaluation with the step at which it ran (end of chunk)"),
+}
+
+# The DQN family's extensions (dqn_variants spec); all off by default, so the paper's configs are unchanged.
+DQN_EXTENSION_KEYS = {
+    "dueling": flag("dueling value/advantage streams"),
+    "dueling_aggregation": choice("how the advantage stream is centred, per state", ("mean", "max"), default="mean"),
+    "prioritized_replay": flag("proportional prioritized replay"),
+    "per_alpha": Key("float", 0.6, lambda v: v >= 0, "a number >= 0", "priority exponent (0: uniform)"),
+    "per_beta0": unit_interval("initial importance-sampling exponent (linear schedule)", default=0.4),
+    "per_beta_schedule": choice("beta: linear to 1 over num_steps, or 1 - exp(-rate * episodes)",
+                                ("linear", "exponential"), default="linear"),
+    "per_beta_rate": positive_float("rate of the exponential beta schedule, per finished episode", default=0.01),
+    "per_eps": positive_float("added to |TD error| to form a priority", default=1e-6),
+    "epsilon_schedule": choice("epsilon-greedy rate over time", EPSILON_SCHEDULES, default="constant"),
+    "epsilon_start": unit_interval("first epsilon of the power and linear schedules", default=1.0),
+    "epsilon_end": unit_interval("floor of the power schedule, end of the linear one", default=0.01),
+    "epsilon_decay": Key("float", 0.99, lambda v: 0 < v <= 1, "a number in (0, 1]",
+                         "power schedule: epsilon_start * decay^episodes"),
+    "epsilon_decay_steps": positive_int("linear schedule: environment steps from start to end", default=None),
+    "target_score": Key("float", None, lambda v: math.isfinite(v), "a finite number",
+                        "per-seed metric: first step at which the mean of the last 100 training episodes reached it"),
+    "torso": choice("Q-network torso: mlp (flattened input) or conv (image input)", ("mlp", "conv"), default="mlp"),
+    "conv_channels": positive_int_list("conv torso: output channels per layer", default=[16]),
+    "conv_kernel_sizes": positive_int_list("conv torso: square kernel size per layer", default=[3]),
+    "conv_strides": positive_int_list("conv torso: stride per layer", default=[1]),
+    "replay_obs_dtype": choice("replay storage of observations (auto: the observation's own dtype; bool or uint8 "
+                               "are lossless for 0/1 observations)", ("auto", "bool", "uint8", "float32"), default="auto"),
 }
 
 AGENT_KEYS = {
@@ -96,6 +134,7 @@ AGENT_KEYS = {
         "save_final_params": flag("accepted for compatibility; never read (as in the paper code)", default=True),
         "fix_stale_obs_after_reset": flag("Q1: act on the new episode's first observation after a terminal"),
         "fix_weight_decay": flag("Q7: scale the weight decay by the step size (usual decoupled AdamW)"),
+        **DQN_EXTENSION_KEYS,
     },
 }
 
@@ -150,6 +189,9 @@ def _coerce(name: str, key: Key, value):
     elif kind == "dict":
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{name}' must be a JSON object, got {json.dumps(value)}")
+    elif kind == "int_list":
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ConfigError(f"config key '{name}' must be a list of integers, got {json.dumps(value)}")
     if key.check is not None and not key.check(value):
         raise ConfigError(f"config key '{name}' must be {key.requirement}, got {json.dumps(value)}")
     return value
@@ -185,17 +227,30 @@ def _check_relations(config: dict) -> None:
 
     if config["exploration_strat"] == "softmax" and config["softmax_temp"] is None:
         raise ConfigError("exploration_strat 'softmax' needs the key 'softmax_temp'")
-    if config["exploration_strat"] == "epsilon_greedy" and config["epsilon"] is None:
-        raise ConfigError("exploration_strat 'epsilon_greedy' needs the key 'epsilon'")
+    schedule = config.get("epsilon_schedule", "constant")
+    if schedule != "constant" and config["exploration_strat"] != "epsilon_greedy":
+        raise ConfigError(f"epsilon_schedule '{schedule}' applies to exploration_strat 'epsilon_greedy' only")
+    if config["exploration_strat"] == "epsilon_greedy" and schedule == "constant" and config["epsilon"] is None:
+        raise ConfigError("exploration_strat 'epsilon_greedy' needs the key 'epsilon' (or a non-constant epsilon_schedule)")
+    if schedule == "linear" and config.get("epsilon_decay_steps") is None:
+        raise ConfigError("epsilon_schedule 'linear' needs the key 'epsilon_decay_steps'")
+    conv_lengths = {len(config[k]) for k in ("conv_channels", "conv_kernel_sizes", "conv_strides") if k in config}
+    if len(conv_lengths) > 1:
+        raise ConfigError("conv_channels, conv_kernel_sizes and conv_strides must have one entry per conv layer "
+                          "(the same length)")
     if config["num_steps"] % config["eval_frequency"] != 0:
         raise ConfigError(f"eval_frequency ({config['eval_frequency']}) must divide num_steps ({config['num_steps']})")
     if config["buffer_size"] < config["batch_size"]:
         raise ConfigError(f"buffer_size ({config['buffer_size']}) must be at least batch_size ({config['batch_size']})")
     try:
         envs.check_env_config(config["environment"], config["env_config"])
-        envs.make(config["environment"], **config["env_config"])
+        env, env_params = envs.make(config["environment"], **config["env_config"])
     except (TypeError, ValueError) as e:
         raise ConfigError(f"environment: {e}") from None
+    obs_shape = tuple(env.observation_space(env_params).shape)
+    if config.get("torso") == "conv" and len(obs_shape) != 3:
+        raise ConfigError(f"torso 'conv' needs image observations (height, width, channels); "
+                          f"{config['environment']} observations have shape {obs_shape}")
 
 
 def load_config(agent_type: str, path: str) -> dict:

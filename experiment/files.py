@@ -115,7 +115,8 @@ def load_pickle(path: str):
 
 
 def load_metrics(path: str) -> dict:
-    """Load an .out file (ours or the paper code's) as {'config', 'metrics', 'meta'} with numpy metrics."""
+    """Load an .out file (ours or the paper code's) as {'config', 'metrics', 'meta'} with numpy metrics, plus
+    'episodes' (flat per-episode arrays) and 'target_reached_step' where the file has them."""
     data = load_pickle(path)
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
         raise FileFormatError(f"'{path}' is not a metrics (.out) file: it has no 'metrics' dictionary")
@@ -125,7 +126,12 @@ def load_metrics(path: str) -> dict:
             metrics[name] = np.asarray(value if not isinstance(value, list) else [np.asarray(v) for v in value])
         except ValueError as e:
             raise FileFormatError(f"'{path}': metric '{name}' is not a regular array ({e})") from None
-    return {"config": data.get("config", {}), "metrics": metrics, "meta": data.get("meta", {})}
+    result = {"config": data.get("config", {}), "metrics": metrics, "meta": data.get("meta", {})}
+    if isinstance(data.get("episodes"), dict):
+        result["episodes"] = {name: np.asarray(values) for name, values in data["episodes"].items()}
+    if data.get("target_reached_step") is not None:
+        result["target_reached_step"] = np.asarray(data["target_reached_step"])
+    return result
 
 
 # --- checkpoints -----------------------------------------------------------------------------------

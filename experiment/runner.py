@@ -19,7 +19,8 @@ from tqdm import tqdm
 import envs
 from experiment import files
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+EPISODE_PREFIX = "episodes_"  # checkpoint arrays holding the recorded training episodes
 
 
 class RunError(RuntimeError):
@@ -54,6 +55,7 @@ class Progress:
     since_params_save: int = 0
     since_checkpoint: int = 0
     metrics: dict = field(default_factory=dict)  # name -> list of per-chunk numpy arrays
+    episodes: dict = field(default_factory=dict)  # seed / return / length / end_step -> list of 1-D arrays
 
 
 def config_digest(config: dict) -> str:
@@ -197,6 +199,8 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
             _append(loop.metrics, "reward_rates", reward_rates)
             _append(loop.metrics, "eval_times", np.int64(eval_time))
             _append(loop.metrics, "train_reward_rates", np.asarray(train_metrics["train_reward_rate"]))
+            if config["log_episodes"] and "episode_ended" in train_metrics:
+                _record_episodes(loop.episodes, train_metrics, time_step)
             loop.next_chunk = index + 1
             loop.since_params_save += chunk_length
             loop.since_checkpoint += chunk_length
@@ -219,6 +223,45 @@ def _append(metrics: dict, name: str, value) -> None:
     metrics.setdefault(name, []).append(value)
 
 
+EPISODE_FIELDS = {"seed": np.int32, "return": np.float32, "length": np.int32, "end_step": np.int64}
+
+
+def _record_episodes(episodes: dict, train_metrics: dict, chunk_start: int) -> None:
+    """Append every training episode that ended in this chunk: its seed, return, length and end step.
+
+    The agent reports, per seed and step, whether an episode ended there and the return and length it
+    had; end_step counts environment steps of that seed, the ending step included.
+    """
+    ended = np.asarray(train_metrics["episode_ended"])  # (num_seeds, chunk_length)
+    seeds, steps = np.nonzero(ended)
+    values = {"seed": seeds, "return": np.asarray(train_metrics["episode_return"])[seeds, steps],
+              "length": np.asarray(train_metrics["episode_length"])[seeds, steps], "end_step": chunk_start + steps + 1}
+    for name, dtype in EPISODE_FIELDS.items():
+        _append(episodes, name, values[name].astype(dtype))
+
+
+def episode_table(episodes: dict) -> dict:
+    """The recorded episodes as flat arrays (one entry per episode, in order of end step within each seed)."""
+    return {name: np.concatenate(episodes[name]) if episodes.get(name) else np.zeros(0, dtype)
+            for name, dtype in EPISODE_FIELDS.items()}
+
+
+def first_step_reaching(table: dict, num_seeds: int, target: float, window: int = 100) -> np.ndarray:
+    """Per seed, the end step of the first episode at which the mean return of its last `window` training
+    episodes reached `target` (defined once `window` episodes have finished); -1 where it never did."""
+    first = np.full(num_seeds, -1, np.int64)
+    for seed in range(num_seeds):
+        mine = table["seed"] == seed
+        returns, end_steps = table["return"][mine].astype(np.float64), table["end_step"][mine]
+        if len(returns) < window:
+            continue
+        rolling = np.convolve(returns, np.full(window, 1.0 / window), mode="valid")  # rolling[k]: episodes k..k+window-1
+        reached = np.nonzero(rolling >= target - 1e-9)[0]
+        if len(reached):
+            first[seed] = end_steps[reached[0] + window - 1]
+    return first
+
+
 def _write_params(outputs: Outputs, compiled: CompiledRun, state, num_seeds: int) -> None:
     saved = compiled.saved_params(state)
     files.save_pickle(outputs.params, {name: per_seed_params(tree, num_seeds) for name, tree in saved.items()})
@@ -226,9 +269,15 @@ def _write_params(outputs: Outputs, compiled: CompiledRun, state, num_seeds: int
 
 def _write_out(outputs: Outputs, config: dict, loop: Progress, complete: bool, extra_meta=None) -> dict:
     metrics = {name: np.stack(values) for name, values in loop.metrics.items()}
+    extra = {}
+    if config.get("log_episodes"):
+        extra["episodes"] = episode_table(loop.episodes)
+        if config.get("target_score") is not None:
+            extra["target_reached_step"] = first_step_reaching(extra["episodes"], config["num_seeds"],
+                                                               config["target_score"])
     meta = {"complete": complete, "chunks_done": loop.next_chunk, "jax_version": jax.__version__,
             "backend": jax.default_backend(), "devices": [str(d) for d in jax.local_devices()], **(extra_meta or {})}
-    result = {"config": dict(config), "metrics": metrics, "meta": meta}
+    result = {"config": dict(config), "metrics": metrics, **extra, "meta": meta}
     files.save_pickle(outputs.out, result)
     return result
 
@@ -236,6 +285,7 @@ def _write_out(outputs: Outputs, config: dict, loop: Progress, complete: bool, e
 def _checkpoint(outputs: Outputs, state, loop: Progress, config: dict) -> None:
     leaves = jax.tree.leaves(state)
     arrays = {name: np.stack(values) for name, values in loop.metrics.items()}
+    arrays.update({EPISODE_PREFIX + name: values for name, values in episode_table(loop.episodes).items()})
     meta = {"format": CHECKPOINT_FORMAT, "config_digest": config_digest(config), "config": config,
             "next_chunk": loop.next_chunk, "since_params_save": loop.since_params_save,
             "since_checkpoint": loop.since_checkpoint, "num_leaves": len(leaves)}
@@ -258,5 +308,8 @@ def _restore(path: str, compiled: CompiledRun, keys: SeedKeys, config: dict):
     state = jax.tree.unflatten(treedef, [jnp.asarray(leaf) for leaf in leaves])
     loop = Progress(next_chunk=meta["next_chunk"], since_params_save=meta["since_params_save"],
                     since_checkpoint=meta["since_checkpoint"],
-                    metrics={name: list(values) for name, values in arrays.items()})
+                    metrics={name: list(values) for name, values in arrays.items()
+                             if not name.startswith(EPISODE_PREFIX)},
+                    episodes={name[len(EPISODE_PREFIX):]: [values] for name, values in arrays.items()
+                              if name.startswith(EPISODE_PREFIX)})
     return state, loop

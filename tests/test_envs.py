@@ -750,3 +750,38 @@ def test_make_unknown_env_config_key():
 def test_make_bad_env_config_value(name, config, message):
     with pytest.raises(ValueError, match=message):
         envs.make(name, **config)
+
+
+@pytest.mark.parametrize("name, config, params_change", [
+    ("ProcMaze", {"grid_size": 4}, {"spontaneous_probability": 0.3}),  # many terminals
+    ("ButtonGrid", {"grid_size": 3, "num_buttons": 2}, {"max_steps_in_episode": 3}),  # truncations
+    ("CartPole-v1", {}, {}),
+])
+def test_presampled_resets_step_exactly_as_gymnax_step(name, config, params_change):
+    """The scan-friendly auto-reset (resets drawn in advance) must equal gymnax's env.step for the same keys."""
+    from envs.autoreset import presample_resets, step_with_reset
+
+    env, params = envs.make(name, **config)
+    params = params.replace(**params_change)
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    keys = jax.random.split(jax.random.PRNGKey(1), 60)
+    actions = jax.random.randint(jax.random.PRNGKey(2), (60,), 0, env.action_space(params).n)
+
+    def run(use_presampled):
+        step_keys, resets = presample_resets(env, keys, params)
+
+        def body(state, xs):
+            key, step_key, action, reset = xs
+            if use_presampled:
+                out = step_with_reset(env, step_key, state, action, params, reset)
+            else:
+                out = env.step(key, state, action, params)
+            obs, state, reward, terminated, truncated, info = out
+            return state, (obs, reward, terminated, truncated, info["final_observation"])
+
+        return jax.lax.scan(body, state, (keys, step_keys, actions, resets))[1]
+
+    expected, got = jax.jit(lambda: run(False))(), jax.jit(lambda: run(True))()
+    done = np.asarray(expected[2] | expected[3])
+    assert done.sum() >= 2  # the test crosses episode ends
+    jax.tree.map(np.testing.assert_array_equal, got, expected)

@@ -236,3 +236,62 @@ def test_bad_input_prints_one_line_and_returns_2(tmp_path, ours, capsys, case):
     assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
     assert not (tmp_path / "x.png").exists()
+
+
+# --- training episodes and densities ---------------------------------------------------------------
+
+def write_with_episodes(path, returns_per_seed):
+    """An .out with a 'episodes' table: seed s's episodes have the given returns and length 10 each."""
+    seeds, returns, ends = [], [], []
+    for seed, seed_returns in enumerate(returns_per_seed):
+        seeds += [seed] * len(seed_returns)
+        returns += list(seed_returns)
+        ends += list(10 * np.arange(1, len(seed_returns) + 1))
+    data = {"config": {"num_seeds": len(returns_per_seed)},
+            "metrics": {"reward_rates": np.zeros((2, len(returns_per_seed)), np.float32), "eval_times": np.array([0, 1])},
+            "episodes": {"seed": np.array(seeds, np.int32), "return": np.array(returns, np.float32),
+                         "length": np.full(len(seeds), 10, np.int32), "end_step": np.array(ends, np.int64)},
+            "meta": {}}
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return str(path)
+
+
+def test_rolling_episode_curve_by_hand():
+    table = {"seed": np.array([0, 0, 0, 1, 1]), "return": np.array([2.0, 4.0, 9.0, 1.0, 3.0]),
+             "end_step": np.array([10, 20, 30, 15, 25]), "length": np.full(5, 10)}
+    values, steps = plot_metric.rolling_episode_curve(table, 2, window=2, num_points=3)
+    np.testing.assert_allclose(steps, [15, 22.5, 30])  # from the step at which every seed has an episode
+    # seed 0 (window 2): after step 10 -> 2, after 20 -> 3, after 30 -> 6.5; seed 1: after 15 -> 1, after 25 -> 2.
+    np.testing.assert_allclose(values, [[2.0, 1.0], [3.0, 1.0], [6.5, 2.0]])
+
+
+def test_gaussian_kde_integrates_to_one_and_matches_a_normal():
+    samples = np.random.default_rng(0).normal(2.0, 1.5, 20000)
+    points = np.linspace(-8, 12, 2001)
+    density = plot_metric.gaussian_kde(samples, points)
+    assert abs(np.trapezoid(density, points) - 1) < 1e-3
+    # Its expectation is the normal widened by the kernel (Scott: h = std * n^-1/5); the pointwise sampling
+    # noise at the peak is about sqrt(f R(K) / (n h)) = 0.004, so 0.02 is a 4-5 sigma tolerance.
+    std = np.sqrt(1.5**2 + (samples.std(ddof=1) * 20000 ** -0.2) ** 2)
+    normal = np.exp(-0.5 * ((points - 2) / std) ** 2) / (std * np.sqrt(2 * np.pi))
+    assert np.max(np.abs(density - normal)) < 0.02
+
+
+@pytest.mark.parametrize("plot", ["episodes", "density"])
+def test_episode_and_density_plots_write_png(tmp_path, plot, capsys):
+    a = write_with_episodes(tmp_path / "a.out", [np.arange(150.0), np.arange(120.0) * 2])
+    b = write_with_episodes(tmp_path / "b.out", [np.ones(130), np.ones(140) * 3])
+    out = tmp_path / f"{plot}.png"
+    assert main(["-d", a, b, "--plot", plot, "--rolling", "50", "-o", str(out), "--symlog"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_density_scores_are_each_seeds_last_episodes(tmp_path):
+    path = write_with_episodes(tmp_path / "a.out", [np.arange(10.0), 100 + np.arange(5.0)])
+    np.testing.assert_array_equal(np.sort(plot_metric.final_scores(path, "reward_rates", 3)), [7, 8, 9, 102, 103, 104])
+
+
+def test_episode_plot_without_episodes_is_a_clear_error(tmp_path, ours, capsys):
+    assert main(["-d", ours, "--plot", "episodes", "-o", str(tmp_path / "x.png")]) == 2
+    assert "records no training episodes" in capsys.readouterr().err

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 
 STRATEGIES = ("softmax", "epsilon_greedy")
+EPSILON_SCHEDULES = ("constant", "power", "linear")
 
 
 def softmax_action(key, q_values, temperature):
@@ -17,10 +18,24 @@ def epsilon_greedy_action(key, q_values, epsilon):
     return jnp.where(jax.random.bernoulli(explore_key, epsilon), random_action, jnp.argmax(q_values))
 
 
-def behaviour_action(strategy: str, key, q_values, hparams):
-    """Dispatch on the static strategy name; hparams carries softmax_temp and epsilon (traced)."""
+def scheduled_epsilon(schedule: str, hparams, episodes_done, env_steps):
+    """epsilon for epsilon-greedy: constant `epsilon`; "power": max(epsilon_start * epsilon_decay^episodes,
+    epsilon_end), decaying once per finished episode; "linear": epsilon_start to epsilon_end over
+    epsilon_decay_steps environment steps, then constant."""
+    if schedule == "constant":
+        return hparams.epsilon
+    if schedule == "power":
+        return jnp.maximum(hparams.epsilon_start * hparams.epsilon_decay ** episodes_done, hparams.epsilon_end)
+    if schedule == "linear":
+        progress = jnp.clip(env_steps / hparams.epsilon_decay_steps, 0.0, 1.0)
+        return hparams.epsilon_start + progress * (hparams.epsilon_end - hparams.epsilon_start)
+    raise ValueError(f"unknown epsilon_schedule '{schedule}' (known: {', '.join(EPSILON_SCHEDULES)})")
+
+
+def behaviour_action(strategy: str, key, q_values, temperature, epsilon):
+    """Dispatch on the static strategy name; temperature and epsilon may be traced."""
     if strategy == "softmax":
-        return softmax_action(key, q_values, hparams.softmax_temp)
+        return softmax_action(key, q_values, temperature)
     if strategy == "epsilon_greedy":
-        return epsilon_greedy_action(key, q_values, hparams.epsilon)
+        return epsilon_greedy_action(key, q_values, epsilon)
     raise ValueError(f"unknown exploration_strat '{strategy}' (known: {', '.join(STRATEGIES)})")

@@ -3,18 +3,32 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-ACTIVATIONS = {"relu": jax.nn.relu, "silu": jax.nn.silu, "elu": jax.nn.elu}
+
+
+def elu(x: jax.Array) -> jax.Array:
+    """ELU as exp(x) - 1 for x <= 0 instead of expm1: within 1.2e-7 of jax.nn.elu, about twice as fast on CPU.
+
+    The elementwise activation and its derivative were a fifth of an ER DQN training step on CPU with
+    jax.nn.elu (XLA's expm1 is not vectorised as well as exp); the difference is far below float32
+    noise in the learning dynamics.
+    """
+    return jnp.where(x > 0, x, jnp.exp(jnp.minimum(x, 0.0)) - 1.0)
+
+
+ACTIVATIONS = {"relu": jax.nn.relu, "silu": jax.nn.silu, "elu": elu}
 
 
 class MLP(hk.Module):
-    """Flatten, `num_hidden_layers` x (Linear(width) + activation), Linear(output_size), no output activation.
+    """`num_hidden_layers` x (Linear(width) + activation), then Linear(output_size), no output activation.
 
     Haiku's default Linear init (truncated normal in [-2, 2] times 1/sqrt(fan_in), zero bias) is kept on
     purpose: the paper's tuned step sizes and early learning curves depend on it. Parameter names follow
-    the paper code's files: '<name>/linear', '<name>/linear_1', ...
+    the paper code's files: '<name>/linear', '<name>/linear_1', ... `output_size=None` leaves out the
+    final layer (a torso).
     """
 
-    def __init__(self, output_size: int, num_hidden_layers: int, num_hidden_units: int, activation: str, name=None):
+    def __init__(self, output_size: int | None, num_hidden_layers: int, num_hidden_units: int, activation: str,
+                 name=None):
         super().__init__(name=name)
         self.output_size = output_size
         self.num_hidden_layers = num_hidden_layers
@@ -22,15 +36,65 @@ class MLP(hk.Module):
         self.activation = ACTIVATIONS[activation]
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x.reshape(x.shape[:-1] + (-1,)) if x.ndim > 1 else x
         for _ in range(self.num_hidden_layers):
             x = self.activation(hk.Linear(self.num_hidden_units)(x))
-        return hk.Linear(self.output_size)(x)
+        return x if self.output_size is None else hk.Linear(self.output_size)(x)
 
 
-def q_network(num_actions: int, num_hidden_layers: int, num_hidden_units: int, activation: str) -> hk.Transformed:
-    """Q(obs) -> (num_actions,), with module name 'q_function' as in the paper's .params files."""
+class ConvTorso(hk.Module):
+    """Conv2D layers (NHWC, 'VALID' padding, activation after each), flattened: MinAtar's DQN trunk by default."""
+
+    def __init__(self, channels, kernel_sizes, strides, activation: str, name="conv_torso"):
+        super().__init__(name=name)
+        self.layers = list(zip(channels, kernel_sizes, strides))
+        self.activation = ACTIVATIONS[activation]
+
+    def __call__(self, images: jax.Array) -> jax.Array:
+        x = images
+        for channels, kernel, stride in self.layers:
+            x = self.activation(hk.Conv2D(channels, kernel, stride, padding="VALID")(x))
+        return x.reshape(x.shape[:-3] + (-1,))
+
+
+def aggregate_dueling(value: jax.Array, advantage: jax.Array, aggregation: str) -> jax.Array:
+    """Q = V + A - agg_a A, the aggregate taken per state over the action axis only (never over the batch)."""
+    if aggregation == "mean":
+        baseline = jnp.mean(advantage, axis=-1, keepdims=True)
+    elif aggregation == "max":
+        baseline = jnp.max(advantage, axis=-1, keepdims=True)
+    else:
+        raise ValueError(f"unknown dueling_aggregation '{aggregation}' (known: mean, max)")
+    return value + advantage - baseline
+
+
+def q_network(num_actions: int, num_hidden_layers: int, num_hidden_units: int, activation: str,
+              obs_shape: tuple | None = None, dueling: bool = False, dueling_aggregation: str = "mean",
+              torso: str = "mlp", conv_channels=(16,), conv_kernel_sizes=(3,), conv_strides=(1,)) -> hk.Transformed:
+    """Q(obs) -> (..., num_actions) for observations of shape obs_shape (default: vectors), with or without
+    leading batch axes.
+
+    torso "mlp": flatten the observation, then the MLP (module 'q_function', the paper code's names).
+    torso "conv": ConvTorso on (H, W, C) images, then the MLP's hidden layers.
+    dueling: the torso (conv and/or hidden layers) feeds a value stream and an advantage stream, each one
+    hidden layer of num_hidden_units then Linear(1) / Linear(num_actions), combined per state.
+    """
+    obs_rank = 1 if obs_shape is None else len(obs_shape)  # default: flat vector observations
+
     def forward(obs):
-        return MLP(num_actions, num_hidden_layers, num_hidden_units, activation, name="q_function")(obs.astype(jnp.float32))
+        x = obs.astype(jnp.float32)
+        batch_shape = x.shape[:x.ndim - obs_rank]
+        if torso == "conv":
+            if obs_rank != 3:
+                raise ValueError(f"the conv torso needs (height, width, channels) observations, got shape {obs_shape}")
+            x = ConvTorso(conv_channels, conv_kernel_sizes, conv_strides, activation)(x)
+        elif torso != "mlp":
+            raise ValueError(f"unknown torso '{torso}' (known: mlp, conv)")
+        x = x.reshape(batch_shape + (-1,))
+        if not dueling:
+            return MLP(num_actions, num_hidden_layers, num_hidden_units, activation, name="q_function")(x)
+        features = MLP(None, num_hidden_layers, num_hidden_units, activation, name="q_function")(x)
+        value = MLP(1, 1, num_hidden_units, activation, name="value_stream")(features)
+        advantage = MLP(num_actions, 1, num_hidden_units, activation, name="advantage_stream")(features)
+        return aggregate_dueling(value, advantage, dueling_aggregation)
 
     return hk.without_apply_rng(hk.transform(forward))
