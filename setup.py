@@ -17,5 +17,9 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7"],
+        # Benchmarks only: flashbax's buffers are the baseline our replay buffers are measured against.
+        "bench": ["flashbax>=0.1.3"],
+    },
 )

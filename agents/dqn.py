@@ -152,7 +152,8 @@ def make(config, env, env_params) -> Agent:
         example = Transition(obs=stored_obs, action=jnp.int32(0), reward=jnp.float32(0), next_obs=stored_obs,
                              terminal=jnp.bool_(False))
         return DQNState(params=params, target_params=params, opt_state=optimizer(hp).init(params),
-                        replay=buffer.init(example), env_state=env_state, env_steps=jnp.int32(0),
+                        replay=buffer.init(example, hp.per_alpha) if prioritized else buffer.init(example),
+                        env_state=env_state, env_steps=jnp.int32(0),
                         episodes_done=jnp.int32(0), episode_return=jnp.float32(0), episode_length=jnp.int32(0))
 
     def learn(state: DQNState, key, hp: DQNHyperparams) -> DQNState:
@@ -188,7 +189,7 @@ def make(config, env, env_params) -> Agent:
 
         def prioritized_update(carry, sample_key):
             params, opt_state, replay = carry
-            batch, indices, weights = buffer.sample(replay, sample_key, hp.per_alpha, beta)
+            batch, indices, weights = buffer.sample(replay, sample_key, beta)
             grads, delta = jax.grad(loss_and_errors, has_aux=True)(params, batch, weights)
             replay = buffer.update_priorities(replay, indices, jnp.abs(delta), hp.per_eps)
             return (*apply_gradient(params, opt_state, grads), replay), None

@@ -53,8 +53,10 @@ def make_replay_buffer(capacity: int, batch_size: int) -> ReplayBuffer:
 @struct.dataclass
 class PrioritizedReplayState:
     items: Any  # pytree, each leaf (capacity, ...)
-    priorities: jax.Array  # (capacity,) float32 p_i = |delta_i| + eps_p; 0 for never-written slots
+    priorities: jax.Array  # (capacity,) p_i = |delta_i| + eps_p, 0 for never-written slots
+    tree: jax.Array  # (2 * leaves,) sum tree of p_i^alpha: node n holds tree[2n] + tree[2n+1], leaves from `leaves`
     max_priority: jax.Array  # the largest priority so far: what a new item gets (1.0 at the start)
+    alpha: jax.Array  # the priority exponent, fixed for the buffer's life (may differ between vmapped runs)
     position: jax.Array
     full: jax.Array
 
@@ -70,45 +72,71 @@ class PrioritizedReplayBuffer(NamedTuple):
 def make_prioritized_replay_buffer(capacity: int, batch_size: int) -> PrioritizedReplayBuffer:
     """Proportional prioritized replay (Schaul et al. 2016) on a FIFO ring, as pure functions over a state.
 
-    sample(state, key, alpha, beta) -> (batch, indices, weights): indices drawn with replacement with
-    P(i) = p_i^alpha / sum_k p_k^alpha over the written slots; weights (N P(i))^-beta normalised by their
-    largest value in the batch. update_priorities(state, indices, abs_td_errors, eps) writes |delta| + eps.
+    init(example_item, alpha); add(state, item) writes at the ring position (the oldest item goes,
+    whatever its priority) with the largest priority so far; sample(state, key, beta) -> (batch, indices,
+    weights) draws indices with replacement with P(i) = p_i^alpha / sum_k p_k^alpha, and weights
+    (N P(i))^-beta normalised by their largest value in the batch; update_priorities(state, indices,
+    abs_td_errors, eps) writes p = |delta| + eps.
 
-    Sampling inverts a float32 prefix sum with searchsorted (O(N) per draw, vectorised; measured against
-    uniform replay in benchmarks/). Unwritten slots have priority 0, so their prefix-sum step is empty and
-    a draw can never land on them; the draw is clamped to the last written slot against round-off.
+    A sum tree over p^alpha makes a draw and a priority write O(log N) (a loop over the tree's levels,
+    the whole batch at once), so the exponent is applied only to the priorities written. A draw descends
+    only into children of positive sum, so a slot of priority 0 (never written) cannot be drawn, whatever
+    the float32 round-off.
     """
+    leaves = 1 << max(capacity - 1, 1).bit_length()  # a power of two >= capacity
+    depth = leaves.bit_length() - 1
 
-    def init(example_item) -> PrioritizedReplayState:
+    def init(example_item, alpha=0.6) -> PrioritizedReplayState:
         items = jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example_item)
         return PrioritizedReplayState(items=items, priorities=jnp.zeros(capacity, jnp.float32),
-                                      max_priority=jnp.float32(1.0), position=jnp.int32(0), full=jnp.bool_(False))
+                                      tree=jnp.zeros(2 * leaves, jnp.float32), max_priority=jnp.float32(1.0),
+                                      alpha=jnp.asarray(alpha, jnp.float32), position=jnp.int32(0),
+                                      full=jnp.bool_(False))
+
+    def write_priorities(state, indices, priorities):
+        """Set p at `indices` (duplicates: one of their values, the same in p and in the tree), then re-sum
+        the tree along their paths to the root."""
+        stored = state.priorities.at[indices].set(priorities)
+        node = indices + leaves
+        tree = state.tree.at[node].set(stored[indices] ** state.alpha)
+
+        def level_up(_, carry):
+            tree, node = carry
+            node = node // 2
+            return tree.at[node].set(tree[2 * node] + tree[2 * node + 1]), node
+
+        tree, _ = jax.lax.fori_loop(0, depth, level_up, (tree, node))
+        return state.replace(priorities=stored, tree=tree)
 
     def add(state: PrioritizedReplayState, item) -> PrioritizedReplayState:
-        """Write at the ring position (the oldest item goes, whatever its priority) with the max priority."""
         items = jax.tree.map(lambda store, x: store.at[state.position].set(jnp.asarray(x, store.dtype)), state.items, item)
-        return state.replace(items=items, priorities=state.priorities.at[state.position].set(state.max_priority),
-                             position=(state.position + 1) % capacity,
+        state = write_priorities(state, state.position[None], state.max_priority[None])
+        return state.replace(items=items, position=(state.position + 1) % capacity,
                              full=state.full | (state.position == capacity - 1))
 
     def size(state) -> jax.Array:
         return jnp.where(state.full, capacity, state.position)
 
-    def sample(state: PrioritizedReplayState, key, alpha, beta):
-        scaled = jnp.where(state.priorities > 0, state.priorities ** alpha, 0.0)  # alpha = 0: uniform over written
-        cumulative = jnp.cumsum(scaled)
-        total = cumulative[-1]
-        targets = jax.random.uniform(key, (batch_size,), jnp.float32) * total
-        indices = jnp.searchsorted(cumulative, targets, side="right").astype(jnp.int32)
-        indices = jnp.minimum(indices, size(state) - 1)
-        probabilities = scaled[indices] / total
+    def sample(state: PrioritizedReplayState, key, beta):
+        tree = state.tree
+        targets = jax.random.uniform(key, (batch_size,), jnp.float32) * tree[1]
+
+        def level_down(_, carry):
+            node, target = carry
+            left, right = tree[2 * node], tree[2 * node + 1]
+            go_right = ((target >= left) & (right > 0)) | (left <= 0)
+            return jnp.where(go_right, 2 * node + 1, 2 * node), jnp.where(go_right, target - left, target)
+
+        node, _ = jax.lax.fori_loop(0, depth, level_down, (jnp.ones(batch_size, jnp.int32), targets))
+        indices = (node - leaves).astype(jnp.int32)
+        probabilities = tree[node] / tree[1]
         weights = (size(state) * probabilities) ** (-beta)
         batch = jax.tree.map(lambda store: store[indices], state.items)
         return batch, indices, weights / jnp.max(weights)
 
     def update_priorities(state: PrioritizedReplayState, indices, abs_td_errors, eps) -> PrioritizedReplayState:
         new = (abs_td_errors + eps).astype(jnp.float32)
-        return state.replace(priorities=state.priorities.at[indices].set(new),
-                             max_priority=jnp.maximum(state.max_priority, jnp.max(new)))
+        state = write_priorities(state, indices, new)
+        return state.replace(max_priority=jnp.maximum(state.max_priority, jnp.max(new)))
 
     return PrioritizedReplayBuffer(init=init, add=add, sample=sample, update_priorities=update_priorities, size=size)
