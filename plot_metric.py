@@ -186,6 +186,16 @@ def _display_available() -> bool:
     return matplotlib.get_backend().lower() not in _NON_INTERACTIVE_BACKENDS
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, title):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(True)
+    return fig
+
+
 def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=None):
     """One mean line plus bootstrap band per (values, times) curve; returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
@@ -195,13 +205,7 @@ def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=N
         mean, low, high = bootstrap_band(values, rng=rng)
         (line,) = ax.plot(times, mean, label=label)
         ax.fill_between(times, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
-    ax.set_xlabel("time")
-    ax.set_ylabel(ylabel if ylabel is not None else metric)
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    ax.grid(True)
-    return fig
+    return _finish(fig, ax, "time", ylabel if ylabel is not None else metric, title)
 
 
 def make_episode_figure(tables, labels, window: int, seed: int = 0, title=None):
@@ -216,13 +220,7 @@ def make_episode_figure(tables, labels, window: int, seed: int = 0, title=None):
         (line,) = ax.plot(steps, mean, label=f"{label} ({window}-episode mean)")
         ax.scatter(table["end_step"], table["return"], s=2, color=line.get_color(), alpha=0.15, linewidths=0)
         ax.fill_between(steps, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("training episode return")
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    ax.grid(True)
-    return fig
+    return _finish(fig, ax, "environment steps", "training episode return", title)
 
 
 def make_density_figure(score_sets, labels, symlog: bool = False, title=None, xlabel="score"):
@@ -237,13 +235,7 @@ def make_density_figure(score_sets, labels, symlog: bool = False, title=None, xl
         ax.plot(points, gaussian_kde(scores, points), label=f"{label} (n={len(scores)})")
     if symlog:
         ax.set_xscale("symlog")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("density")
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    ax.grid(True)
-    return fig
+    return _finish(fig, ax, xlabel, "density", title)
 
 
 # --- command line ----------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 from agents import dqn  # noqa: E402
 from agents.components.replay import make_prioritized_replay_buffer, make_replay_buffer  # noqa: E402

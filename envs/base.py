@@ -25,13 +25,19 @@ class GridParams(environment.EnvParams):
 
 
 class BoolObsEnvironment(environment.Environment):
-    """Base for the paper's environments: discrete actions, flat bool observations, no time limit."""
+    """Base for the paper's environments: discrete actions, flat bool observations, no time limit, and one
+    spontaneous event whose probability (set by the constructor) is the traced `spontaneous_probability`."""
 
     num_channels: int
+    spontaneous_probability: float
 
     @property
     def num_actions(self) -> int:
         return self._num_actions
+
+    @property
+    def default_params(self) -> GridParams:
+        return GridParams(spontaneous_probability=self.spontaneous_probability)
 
     @property
     def observation_size(self) -> int:
@@ -49,6 +55,40 @@ class BoolObsEnvironment(environment.Environment):
     def is_terminated(self, state, params) -> jax.Array:
         # Termination is decided inside step_env from the incoming state; a state alone never says.
         return jnp.array(False)
+
+
+class GridEnvironment(BoolObsEnvironment):
+    """A G x G grid seen as `num_channels` bool planes; 5 actions (no-op, up, left, down, right)."""
+
+    grid_size: int
+
+    @property
+    def observation_size(self) -> int:
+        return self.grid_size * self.grid_size * self.num_channels
+
+
+class GoalGridEnvironment(GridEnvironment):
+    """ProcMaze and OpenGrid: -1 per step; the episode ends on the step taken from the goal. With the
+    spontaneous probability the agent is teleported to the goal (so the next step ends the episode) or,
+    without teleporting, the episode ends at once."""
+
+    def __init__(self, grid_size: int, spontaneous_termination: bool, teleport_on_termination: bool,
+                 probability_if_spontaneous):
+        super().__init__()
+        require_int("grid_size", grid_size, 1)
+        require_bool("spontaneous_termination", spontaneous_termination)
+        require_bool("teleport_on_termination", teleport_on_termination)
+        self._num_actions = 5
+        self.grid_size = grid_size
+        self.teleport_on_termination = teleport_on_termination
+        self.spontaneous_probability = probability_if_spontaneous(grid_size) if spontaneous_termination else 0.0
+
+    def spontaneous_event(self, key, pos, goal, terminal, params: GridParams):
+        """(pos, terminal) after this step's spontaneous draw; `terminal` is judged on the incoming state."""
+        spontaneous = jax.random.bernoulli(key, params.spontaneous_probability)
+        if self.teleport_on_termination:
+            return jnp.where(spontaneous, goal, pos), terminal
+        return pos, terminal | spontaneous
 
 
 def require_int(name: str, value, minimum: int) -> int:

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment
 
-from envs.base import BoolObsEnvironment, GridParams, cell_plane, flat_observation, move, require_bool, require_int
+from envs.base import GridEnvironment, GridParams, cell_plane, flat_observation, move, require_bool, require_int
 
 
 @struct.dataclass
@@ -15,7 +15,7 @@ class ButtonGridState(environment.EnvState):
     button_on: jax.Array  # (num_buttons,) bool
 
 
-class ButtonGrid(BoolObsEnvironment):
+class ButtonGrid(GridEnvironment):
     """Observation channels: player, button_on, button_off. Never terminal.
 
     Moving onto a button toggles it (a no-op or a bump into the edge toggles nothing). The step after
@@ -39,14 +39,6 @@ class ButtonGrid(BoolObsEnvironment):
         self.num_buttons = num_buttons
         self.activate_on_reset = activate_on_reset
         self.spontaneous_probability = 1.0 / (10 * grid_size * grid_size) if spontaneous_reset else 0.0
-
-    @property
-    def default_params(self) -> GridParams:
-        return GridParams(spontaneous_probability=self.spontaneous_probability)
-
-    @property
-    def observation_size(self) -> int:
-        return self.grid_size * self.grid_size * self.num_channels
 
     def step_env(self, key, state: ButtonGridState, action, params: GridParams):
         spontaneous_key, layout_key = jax.random.split(key)

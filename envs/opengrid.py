@@ -4,7 +4,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment
 
-from envs.base import BoolObsEnvironment, GridParams, cell_plane, flat_observation, move, require_bool, require_int
+from envs.base import GoalGridEnvironment, GridParams, cell_plane, flat_observation, move
 
 
 @struct.dataclass
@@ -12,38 +12,19 @@ class OpenGridState(environment.EnvState):
     pos: jax.Array  # (2,) int32
 
 
-class OpenGrid(BoolObsEnvironment):
+class OpenGrid(GoalGridEnvironment):
     """One player channel, no walls, goal fixed at (G-1, G-1); dynamics as ProcMaze."""
 
     num_channels = 1
 
     def __init__(self, grid_size: int = 10, spontaneous_termination: bool = True, teleport_on_termination: bool = True):
-        super().__init__()
-        require_int("grid_size", grid_size, 1)
-        require_bool("spontaneous_termination", spontaneous_termination)
-        require_bool("teleport_on_termination", teleport_on_termination)
-        self._num_actions = 5
-        self.grid_size = grid_size
-        self.teleport_on_termination = teleport_on_termination
-        self.spontaneous_probability = 0.1 / grid_size if spontaneous_termination else 0.0
+        super().__init__(grid_size, spontaneous_termination, teleport_on_termination, lambda g: 0.1 / g)
         self.goal = jnp.array([grid_size - 1, grid_size - 1], dtype=jnp.int32)
-
-    @property
-    def default_params(self) -> GridParams:
-        return GridParams(spontaneous_probability=self.spontaneous_probability)
-
-    @property
-    def observation_size(self) -> int:
-        return self.grid_size * self.grid_size
 
     def step_env(self, key, state: OpenGridState, action, params: GridParams):
         terminal = jnp.all(state.pos == self.goal)
         pos = move(state.pos, action, self.grid_size)
-        spontaneous = jax.random.bernoulli(key, params.spontaneous_probability)
-        if self.teleport_on_termination:
-            pos = jnp.where(spontaneous, self.goal, pos)
-        else:
-            terminal = terminal | spontaneous
+        pos, terminal = self.spontaneous_event(key, pos, self.goal, terminal, params)
         state = state.replace(pos=pos, time=state.time + 1)
         return self.get_obs(state, params), state, jnp.float32(-1.0), terminal, {}
 

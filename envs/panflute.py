@@ -35,10 +35,6 @@ class PanFlute(BoolObsEnvironment):
         self._pipe_of_element = np.repeat(np.arange(num_pipes), np.arange(1, num_pipes + 1)).astype(np.int32)
 
     @property
-    def default_params(self) -> GridParams:
-        return GridParams(spontaneous_probability=self.spontaneous_probability)
-
-    @property
     def observation_size(self) -> int:
         return self.num_pipes * (self.num_pipes + 1) // 2
 

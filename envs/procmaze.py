@@ -7,8 +7,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from envs.base import (GRID_MOVES, BoolObsEnvironment, GridParams, cell_plane, flat_observation, move, require_bool,
-                       require_int)
+from envs.base import GRID_MOVES, GoalGridEnvironment, GridParams, cell_plane, flat_observation, move
 
 
 @struct.dataclass
@@ -68,7 +67,12 @@ def generate_maze(key: jax.Array, grid_size: int) -> jax.Array:
     return ~visited.reshape(grid_size, grid_size)
 
 
-class ProcMaze(BoolObsEnvironment):
+def worst_case_tenth(grid_size: int) -> float:
+    """The spontaneous probability: one tenth of the worst-case optimal solve time, as in the paper code."""
+    return 0.1 / ((grid_size + 1) * math.ceil(grid_size / 2) - grid_size % 2)
+
+
+class ProcMaze(GoalGridEnvironment):
     """Procedurally generated maze (Young et al.). Observation channels: player, goal, wall, empty.
 
     Each step costs -1, the terminal step included; termination is judged on the incoming state
@@ -79,37 +83,15 @@ class ProcMaze(BoolObsEnvironment):
     num_channels = 4
 
     def __init__(self, grid_size: int = 10, spontaneous_termination: bool = True, teleport_on_termination: bool = True):
-        super().__init__()
-        require_int("grid_size", grid_size, 1)
-        require_bool("spontaneous_termination", spontaneous_termination)
-        require_bool("teleport_on_termination", teleport_on_termination)
-        self._num_actions = 5
-        self.grid_size = grid_size
-        self.teleport_on_termination = teleport_on_termination
-        # One tenth of the worst-case optimal solve time, as in the paper code.
-        worst_case_solve = (grid_size + 1) * math.ceil(grid_size / 2) - grid_size % 2
-        self.spontaneous_probability = 0.1 / worst_case_solve if spontaneous_termination else 0.0
-
-    @property
-    def default_params(self) -> GridParams:
-        return GridParams(spontaneous_probability=self.spontaneous_probability)
-
-    @property
-    def observation_size(self) -> int:
-        return self.grid_size * self.grid_size * self.num_channels
+        super().__init__(grid_size, spontaneous_termination, teleport_on_termination, worst_case_tenth)
 
     def step_env(self, key, state: ProcMazeState, action, params: GridParams):
         terminal = jnp.all(state.pos == state.goal)
         candidate = move(state.pos, action, self.grid_size)
         pos = jnp.where(state.walls[candidate[0], candidate[1]], state.pos, candidate)
-        spontaneous = jax.random.bernoulli(key, params.spontaneous_probability)
-        if self.teleport_on_termination:
-            pos = jnp.where(spontaneous, state.goal, pos)
-        else:
-            terminal = terminal | spontaneous
+        pos, terminal = self.spontaneous_event(key, pos, state.goal, terminal, params)
         state = state.replace(pos=pos, time=state.time + 1)
-        reward = jnp.float32(-1.0)
-        return self.get_obs(state, params), state, reward, terminal, {}
+        return self.get_obs(state, params), state, jnp.float32(-1.0), terminal, {}
 
     def reset_env(self, key, params: GridParams):
         maze_key, pos_key, goal_key = jax.random.split(key, 3)

@@ -1,5 +1,4 @@
 """The multi-seed harness end to end: output files, refusing to overwrite, resume == uninterrupted, bad files."""
-import json
 import os
 import pickle
 
