@@ -105,13 +105,10 @@ def td_errors(q_apply, params, target_params, batch: Transition, gamma, double_d
     return q_taken - jax.lax.stop_gradient(target)
 
 
-def td_loss(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool, weights=None):
-    """Mean over the batch of delta^2 (times the importance weights, with prioritized replay).
-
-    No 1/2 factor and no Huber (quirk Q11).
-    """
-    squared = td_errors(q_apply, params, target_params, batch, gamma, double_dqn) ** 2
-    return jnp.mean(squared if weights is None else weights * squared)
+def td_loss(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool):
+    """Mean over the batch of delta^2: no 1/2 factor and no Huber (quirk Q11). Prioritized replay weights
+    each sample's delta^2 by its importance weight (in `make`, where the deltas become priorities)."""
+    return jnp.mean(td_errors(q_apply, params, target_params, batch, gamma, double_dqn) ** 2)
 
 
 def per_beta(schedule: str, hp: DQNHyperparams, env_steps, episodes_done, num_steps: int):
@@ -164,8 +161,8 @@ def make(config, env, env_params) -> Agent:
         else:
             target_params = state.params
 
-        def loss(params, batch, weights=None):
-            return td_loss(q_net.apply, params, target_params, batch, hp.gamma, double_dqn, weights)
+        def loss(params, batch):
+            return td_loss(q_net.apply, params, target_params, batch, hp.gamma, double_dqn)
 
         def apply_gradient(params, opt_state, grads):
             updates, opt_state = optimizer(hp).update(grads, opt_state, params)
