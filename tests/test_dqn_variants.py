@@ -69,8 +69,9 @@ def test_conv_torso_on_minatar_observations():
 def filled_prioritized_buffer(priorities, capacity=16, batch_size=40000, alpha=0.6):
     buffer = make_prioritized_replay_buffer(capacity, batch_size)
     state = buffer.init({"x": jnp.int32(0)}, alpha)
+    add = jax.jit(buffer.add)
     for i in range(len(priorities)):
-        state = buffer.add(state, {"x": jnp.int32(i)})
+        state = add(state, {"x": jnp.int32(i)})
     state = buffer.update_priorities(state, jnp.arange(len(priorities)), jnp.asarray(priorities, jnp.float32), 0.0)
     return buffer, state
 
