@@ -80,6 +80,9 @@ def test_resume_after_kill_equals_uninterrupted(uninterrupted, tiny_config, tmp_
     resumed = runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False)
     for name, values in full["metrics"].items():
         np.testing.assert_array_equal(resumed["metrics"][name], values, err_msg=name)
+    assert len(full["episodes"]["return"]) > 0  # the training episodes survive the kills too
+    for name, values in full["episodes"].items():
+        np.testing.assert_array_equal(resumed["episodes"][name], values, err_msg=name)
     resumed_params = files.load_pickle(prefix + ".params")
     full_params = files.load_pickle(prefix_full + ".params")
     jax.tree.map(np.testing.assert_array_equal, resumed_params, full_params)
