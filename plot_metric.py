@@ -98,6 +98,11 @@ def load_curve(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1):
         metrics = load_metrics(path)["metrics"]
     except FileFormatError as e:
         raise PlotInputError(str(e)) from None
+    return curve_from_metrics(metrics, path, metric, frequency)
+
+
+def curve_from_metrics(metrics: dict, path: str, metric: str, frequency: int = 1):
+    """load_curve's checks and slicing on an already loaded 'metrics' dictionary of the file at `path`."""
     if metric not in metrics:
         available = ", ".join(sorted(metrics)) or "none"
         raise PlotInputError(f"'{path}' has no metric '{metric}'; available metrics: {available}")
@@ -171,7 +176,7 @@ def final_scores(path: str, metric: str, window: int):
     table = data.get("episodes")
     if table and len(table.get("return", ())):
         return np.concatenate([table["return"][table["seed"] == seed][-window:] for seed in np.unique(table["seed"])])
-    values, _ = load_curve(path, metric)
+    values, _ = curve_from_metrics(data["metrics"], path, metric)
     return values[-1]
 
 

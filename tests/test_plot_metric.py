@@ -295,3 +295,7 @@ def test_density_scores_are_each_seeds_last_episodes(tmp_path):
 def test_episode_plot_without_episodes_is_a_clear_error(tmp_path, ours, capsys):
     assert main(["-d", ours, "--plot", "episodes", "-o", str(tmp_path / "x.png")]) == 2
     assert "records no training episodes" in capsys.readouterr().err
+
+
+def test_density_scores_fall_back_to_final_evaluations(ours, rates):
+    np.testing.assert_array_equal(plot_metric.final_scores(ours, "reward_rates", 100), rates[-1])

@@ -10,6 +10,16 @@ import jax.numpy as jnp
 from flax import struct
 
 
+def empty_items(example_item, capacity: int):
+    """One (capacity, ...) array per leaf of the example item, in the leaf's own dtype."""
+    return jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example_item)
+
+
+def write_item(items, position, item):
+    """Write one item into slot `position` of every leaf, cast to the stored dtype."""
+    return jax.tree.map(lambda store, x: store.at[position].set(jnp.asarray(x, store.dtype)), items, item)
+
+
 @struct.dataclass
 class ReplayState:
     items: Any  # pytree, each leaf (capacity, ...)
@@ -32,11 +42,11 @@ def make_replay_buffer(capacity: int, batch_size: int) -> ReplayBuffer:
     """
 
     def init(example_item) -> ReplayState:
-        items = jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example_item)
+        items = empty_items(example_item, capacity)
         return ReplayState(items=items, position=jnp.int32(0), full=jnp.bool_(False))
 
     def add(state: ReplayState, item) -> ReplayState:
-        items = jax.tree.map(lambda store, x: store.at[state.position].set(jnp.asarray(x, store.dtype)), state.items, item)
+        items = write_item(state.items, state.position, item)
         return ReplayState(items=items, position=(state.position + 1) % capacity,
                            full=state.full | (state.position == capacity - 1))
 
@@ -87,7 +97,7 @@ def make_prioritized_replay_buffer(capacity: int, batch_size: int) -> Prioritize
     depth = leaves.bit_length() - 1
 
     def init(example_item, alpha=0.6) -> PrioritizedReplayState:
-        items = jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example_item)
+        items = empty_items(example_item, capacity)
         return PrioritizedReplayState(items=items, priorities=jnp.zeros(capacity, jnp.float32),
                                       tree=jnp.zeros(2 * leaves, jnp.float32), max_priority=jnp.float32(1.0),
                                       alpha=jnp.asarray(alpha, jnp.float32), position=jnp.int32(0),
@@ -109,7 +119,7 @@ def make_prioritized_replay_buffer(capacity: int, batch_size: int) -> Prioritize
         return state.replace(priorities=stored, tree=tree)
 
     def add(state: PrioritizedReplayState, item) -> PrioritizedReplayState:
-        items = jax.tree.map(lambda store, x: store.at[state.position].set(jnp.asarray(x, store.dtype)), state.items, item)
+        items = write_item(state.items, state.position, item)
         state = write_priorities(state, state.position[None], state.max_priority[None])
         return state.replace(items=items, position=(state.position + 1) % capacity,
                              full=state.full | (state.position == capacity - 1))
