@@ -16,10 +16,10 @@ from flax import struct
 
 from agents.components.agent import Agent
 from agents.components.exploration import behaviour_action, scheduled_epsilon
+from agents.components.interaction import interaction_chunk, make_greedy_evaluation, refreshed_target
 from agents.components.networks import q_network
 from agents.components.optimizers import adamw
 from agents.components.replay import make_prioritized_replay_buffer, make_replay_buffer
-from envs.autoreset import presample_resets, step_with_reset
 
 FIX_FLAGS = {
     "fix_stale_obs_after_reset": "Q1: act on the new episode's first observation after a terminal, not the old post-terminal one",
@@ -89,20 +89,26 @@ def hyperparams_from_config(config) -> DQNHyperparams:
         per_eps=config["per_eps"])
 
 
-def td_errors(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool):
-    """delta = Q(o)[a] - y per sample, y = r + gamma * (0 if d else V_target(o')), y without gradient.
+def bootstrap_value(q_apply, params, target_params, next_obs, double_dqn: bool):
+    """V_target(o') = max_b Qtgt(o')[b], or with double_dqn Qtgt(o')[argmax_b Q_online(o')[b]]; no gradient
+    reaches the online params through the action choice."""
+    next_target_q = q_apply(target_params, next_obs)
+    if not double_dqn:
+        return jnp.max(next_target_q, axis=-1)
+    greedy = jnp.argmax(q_apply(jax.lax.stop_gradient(params), next_obs), axis=-1)
+    return jnp.take_along_axis(next_target_q, greedy[:, None], axis=-1)[:, 0]
 
-    V_target(o') = max_b Qtgt(o')[b], or with double_dqn Qtgt(o')[argmax_b Q_online(o')[b]].
-    """
-    q_taken = jnp.take_along_axis(q_apply(params, batch.obs), batch.action[:, None], axis=-1)[:, 0]
-    next_target_q = q_apply(target_params, batch.next_obs)
-    if double_dqn:
-        greedy = jnp.argmax(q_apply(jax.lax.stop_gradient(params), batch.next_obs), axis=-1)
-        next_value = jnp.take_along_axis(next_target_q, greedy[:, None], axis=-1)[:, 0]
-    else:
-        next_value = jnp.max(next_target_q, axis=-1)
+
+def q_taken(q_apply, params, obs, action):
+    """Q(o)[a] per sample."""
+    return jnp.take_along_axis(q_apply(params, obs), action[:, None], axis=-1)[:, 0]
+
+
+def td_errors(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool):
+    """delta = Q(o)[a] - y per sample, y = r + gamma * (0 if d else V_target(o')), y without gradient."""
+    next_value = bootstrap_value(q_apply, params, target_params, batch.next_obs, double_dqn)
     target = batch.reward + gamma * jnp.where(batch.terminal, 0.0, next_value)
-    return q_taken - jax.lax.stop_gradient(target)
+    return q_taken(q_apply, params, batch.obs, batch.action) - jax.lax.stop_gradient(target)
 
 
 def td_loss(q_apply, params, target_params, batch: Transition, gamma, double_dqn: bool):
@@ -153,13 +159,10 @@ def make(config, env, env_params) -> Agent:
                         env_state=env_state, env_steps=jnp.int32(0),
                         episodes_done=jnp.int32(0), episode_return=jnp.float32(0), episode_length=jnp.int32(0))
 
-    def learn(state: DQNState, key, hp: DQNHyperparams) -> DQNState:
+    def learn(state: DQNState, key, hp: DQNHyperparams):
         """Refresh the target (keyed on env steps, before the updates), then updates_per_step updates."""
-        if use_target:
-            refresh = state.env_steps % hp.target_update_frequency == 0
-            target_params = jax.tree.map(lambda p, t: jnp.where(refresh, p, t), state.params, state.target_params)
-        else:
-            target_params = state.params
+        target_params = refreshed_target(state.params, state.target_params, state.env_steps,
+                                         hp.target_update_frequency, use_target)
 
         def loss(params, batch):
             return td_loss(q_net.apply, params, target_params, batch, hp.gamma, double_dqn)
@@ -176,7 +179,7 @@ def make(config, env, env_params) -> Agent:
 
             (params, opt_state), _ = jax.lax.scan(update, (state.params, state.opt_state),
                                                   jax.random.split(key, updates_per_step))
-            return state.replace(params=params, opt_state=opt_state, target_params=target_params)
+            return state.replace(params=params, opt_state=opt_state, target_params=target_params), {}
 
         beta = per_beta(config["per_beta_schedule"], hp, state.env_steps, state.episodes_done, config["num_steps"])
 
@@ -193,78 +196,20 @@ def make(config, env, env_params) -> Agent:
 
         (params, opt_state, replay), _ = jax.lax.scan(prioritized_update, (state.params, state.opt_state, state.replay),
                                                       jax.random.split(key, updates_per_step))
-        return state.replace(params=params, opt_state=opt_state, target_params=target_params, replay=replay)
+        return state.replace(params=params, opt_state=opt_state, target_params=target_params, replay=replay), {}
 
     def interact(state: DQNState, key, hp: DQNHyperparams, train: bool):
-        def env_step(carry, step):
-            state, obs = carry
-            act_key, env_key, learn_key, reset = step
+        def act(state, obs, key):
             epsilon = scheduled_epsilon(epsilon_schedule, hp, state.episodes_done, state.env_steps)
-            action = behaviour_action(strategy, act_key, q_net.apply(state.params, obs), hp.softmax_temp, epsilon)
-            next_obs, env_state, reward, terminated, truncated, info = step_with_reset(
-                env, env_key, state.env_state, action, env_params, reset)
-            last_obs = info["final_observation"]  # the post-step observation, before any auto-reset
-            reward = reward.astype(jnp.float32)
-            replay = buffer.add(state.replay, Transition(obs, action, reward, last_obs, terminated))
-            episode_return, episode_length = state.episode_return + reward, state.episode_length + 1
-            ended = terminated | truncated
-            state = state.replace(env_state=env_state, replay=replay, episodes_done=state.episodes_done + ended,
-                                  episode_return=jnp.where(ended, 0.0, episode_return),
-                                  episode_length=jnp.where(ended, 0, episode_length))
-            if train:
-                state = learn(state, learn_key, hp)
-            state = state.replace(env_steps=state.env_steps + 1)
-            record = {"reward": reward, "episode_ended": ended, "episode_return": episode_return,
-                      "episode_length": episode_length}
-            # Quirk Q1: the paper code acts next on the old episode's post-terminal observation.
-            return (state, next_obs if fix_stale_obs else last_obs), record
+            return behaviour_action(strategy, key, q_net.apply(state.params, obs), hp.softmax_temp, epsilon)
 
-        act_keys, env_keys, learn_keys = jnp.moveaxis(
-            jax.vmap(lambda k: jax.random.split(k, 3))(jax.random.split(key, chunk_length)), 1, 0)
-        env_keys, resets = presample_resets(env, env_keys, env_params)
-        # The observation is recomputed from the env state at every chunk start, as in the paper code.
-        first_obs = env.get_obs(state.env_state, env_params)
-        (state, _), record = jax.lax.scan(env_step, (state, first_obs), (act_keys, env_keys, learn_keys, resets))
-        # Per step, so the host can list every finished training episode: (return, length) where it ended.
-        return state, {"train_reward_rate": jnp.mean(record["reward"]), "episode_ended": record["episode_ended"],
-                       "episode_return": record["episode_return"], "episode_length": record["episode_length"]}
+        def store(state, obs, action, reward, next_obs, terminated):
+            return buffer.add(state.replay, Transition(obs, action, reward, next_obs, terminated))
+
+        return interaction_chunk(env, env_params, chunk_length, fix_stale_obs, state, key, train, act=act, store=store,
+                                 learn=lambda state, key: learn(state, key, hp))
 
     evaluate = make_greedy_evaluation(env, env_params, config, lambda state, obs: q_net.apply(state.params, obs))
 
     return Agent(init=init, interact=interact, evaluate=evaluate, saved_params=lambda state: {"Q": state.params},
                  hparams=hyperparams_from_config(config))
-
-
-def make_greedy_evaluation(env, env_params, config, q_values):
-    """eval_batch_size episodes from fresh resets, greedy in q_values(state, obs), eval_steps steps each.
-
-    Episodic: the return up to and including the first terminal step (no reset, later rewards masked;
-    a policy that never terminates scores -eval_steps on ProcMaze). Continuing: reward per step.
-    """
-    episodic, num_steps, num_episodes = config["episodic_env"], config["eval_steps"], config["eval_batch_size"]
-
-    def episode(state, key):
-        reset_key, loop_key = jax.random.split(key)
-        obs, env_state = env.reset(reset_key, env_params)
-
-        def step(carry, step_key):
-            env_state, obs, terminated, total = carry
-            action = jnp.argmax(q_values(state, obs))
-            obs, env_state, reward, terminal, _ = env.step_env(step_key, env_state, action, env_params)
-            if episodic:
-                total = total + reward * ~terminated
-                # A time limit ends a gymnax task's episode too (the paper's environments have none).
-                terminated = terminated | terminal | env.is_truncated(env_state, env_params)
-            else:
-                total = total + reward
-            return (env_state, obs, terminated, total), None
-
-        carry = (env_state, obs, jnp.bool_(False), jnp.float32(0.0))
-        (_, _, _, total), _ = jax.lax.scan(step, carry, jax.random.split(loop_key, num_steps))
-        return total if episodic else total / num_steps
-
-    def evaluate(state, key, hp):
-        scores = jax.vmap(episode, in_axes=(None, 0))(state, jax.random.split(key, num_episodes))
-        return {"reward_rate": jnp.mean(scores)}
-
-    return evaluate

@@ -27,7 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import envs  # noqa: E402
 from agents import dqn  # noqa: E402
-from agents.components import networks  # noqa: E402
+from agents.components import interaction, networks  # noqa: E402
 from experiment import runner  # noqa: E402
 from experiment.config import load_config  # noqa: E402
 
@@ -71,14 +71,14 @@ def paper_style_computation():
     The baseline for the in-run ratio: the same algorithm and numbers up to float rounding, without
     seedsuite's two computational changes (resets drawn before the scan, ELU through exp).
     """
-    saved = dqn.presample_resets, dqn.step_with_reset, networks.ACTIVATIONS["elu"]
-    dqn.presample_resets = lambda env, keys, params: (keys, keys)
-    dqn.step_with_reset = lambda env, key, state, action, params, reset: env.step(key, state, action, params)
+    saved = interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"]
+    interaction.presample_resets = lambda env, keys, params: (keys, keys)
+    interaction.step_with_reset = lambda env, key, state, action, params, reset: env.step(key, state, action, params)
     networks.ACTIVATIONS["elu"] = jax.nn.elu
     try:
         yield
     finally:
-        dqn.presample_resets, dqn.step_with_reset, networks.ACTIVATIONS["elu"] = saved
+        interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"] = saved
 
 
 class Variant:

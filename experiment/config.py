@@ -127,29 +127,65 @@ DQN_EXTENSION_KEYS = {
                                "are lossless for 0/1 observations)", ("auto", "bool", "uint8", "float32"), default="auto"),
 }
 
+FIX_KEYS = {
+    "fix_stale_obs_after_reset": flag("Q1: act on the new episode's first observation after a terminal"),
+    "fix_weight_decay": flag("Q7: scale the weight decay by the step size (usual decoupled AdamW)"),
+}
+
+# Keys of the model-based agents (spec sections 3.2-3.4 and 4).
+ROLLOUT_KEYS = {"rollout_length": positive_int("imagined steps per rollout (H)")}
+MODEL_KEYS = {
+    "Q_alpha": positive_float("Q step size"),
+    "model_alpha": positive_float("model step size"),
+    "reward_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0", doc="model loss weight: reward NLL"),
+    "termination_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
+                              doc="model loss weight: continuation BCE"),
+    "obs_prediction_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
+                                 doc="model loss weight: observation NLL"),
+    "binary_obs": Key("bool", doc="Bernoulli observation likelihood (else a Gaussian)"),
+    **ROLLOUT_KEYS,
+}
+LATENT_KEYS = {
+    "latent_type": choice("latent variable", ("categorical", "gaussian", "tanh_gaussian")),
+    "num_features": positive_int("latent features F (categorical: groups)"),
+    "feature_width": positive_int("classes K per categorical group (required for categorical)", default=None),
+    "KL_prior_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
+                           doc="KL(stopgrad(posterior of o') || transition): trains the transition"),
+    "KL_posterior_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
+                               doc="KL(posterior of o' || stopgrad(transition)): trains the encoder"),
+    "posterior_entropy_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
+                                    doc="KL(posterior of o || N(0,1) or uniform)"),
+    "min_std": Key("float", 0.0, lambda v: v >= 0, "a number >= 0", "added to the encoder's std (Gaussian latents)"),
+    "std_act": choice("std activation of Gaussian heads", ("softplus", "sigmoid", "sigmoid2"), default="softplus"),
+    "learn_obs_variance": Key("bool", None, None, "", "learned decoder std (required when binary_obs is false)"),
+    "seperate_rollout_batch_size": flag("draw a second minibatch of rollout_batch_size for the rollout starts"),
+    "rollout_batch_size": positive_int("rollout starts when seperate_rollout_batch_size is set", default=None),
+    "fix_latent_double_DQN": flag("Q3: honour double_DQN in the latent agent's Q target"),
+}
+
 AGENT_KEYS = {
     "ER": {
         **COMMON_KEYS,
         "alpha_adam": positive_float("Q step size"),
         "save_final_params": flag("accepted for compatibility; never read (as in the paper code)", default=True),
-        "fix_stale_obs_after_reset": flag("Q1: act on the new episode's first observation after a terminal"),
-        "fix_weight_decay": flag("Q7: scale the weight decay by the step size (usual decoupled AdamW)"),
+        **FIX_KEYS,
         **DQN_EXTENSION_KEYS,
     },
+    "perfect_model": {**COMMON_KEYS, "alpha_adam": positive_float("Q step size"), **ROLLOUT_KEYS, **FIX_KEYS},
+    "simple_model": {
+        **COMMON_KEYS, **MODEL_KEYS, **FIX_KEYS,
+        "fix_simple_model_obs_sampling": flag("Q2: sample imagined binary observations with p = sigmoid(logit)"),
+    },
+    "latent_model": {**COMMON_KEYS, **MODEL_KEYS, **LATENT_KEYS, **FIX_KEYS},
 }
 
-# Keys of the paper's other agents, so a config for one agent given to another gets a precise message.
-OTHER_AGENT_KEYS = {
-    "Q_alpha": "simple/latent model", "model_alpha": "simple/latent model", "rollout_length": "model-based",
-    "reward_weight": "simple/latent model", "termination_weight": "simple/latent model",
-    "obs_prediction_weight": "simple/latent model", "binary_obs": "simple/latent model",
-    "KL_prior_weight": "latent model", "KL_posterior_weight": "latent model", "posterior_entropy_weight": "latent model",
-    "latent_type": "latent model", "num_features": "latent model", "feature_width": "latent model",
-    "min_std": "latent model", "std_act": "latent model", "learn_obs_variance": "latent model",
-    "seperate_rollout_batch_size": "latent model", "rollout_batch_size": "latent model", "alpha_adam": "ER/perfect model",
-}
+AGENT_NAMES = {"ER": "ER DQN", "perfect_model": "perfect-model DQN", "simple_model": "simple-model DQN",
+               "latent_model": "latent-model DQN"}
 
-AGENT_NAMES = {"ER": "ER DQN"}
+
+def _owners(name: str, agent_type: str) -> list[str]:
+    """The other agents whose configs take the key `name`."""
+    return [AGENT_NAMES[other] for other, schema in AGENT_KEYS.items() if other != agent_type and name in schema]
 
 
 def load_json(path: str) -> dict:
@@ -206,8 +242,9 @@ def validate(agent_type: str, raw: dict) -> dict:
         if name in ("agent_type", "seed"):
             continue  # added by the script, as in the paper code's saved configs
         if name not in schema:
-            if name in OTHER_AGENT_KEYS:
-                raise ConfigError(f"config key '{name}' belongs to the {OTHER_AGENT_KEYS[name]} agent, not {agent_name}")
+            owners = _owners(name, agent_type)
+            if owners:
+                raise ConfigError(f"config key '{name}' belongs to the {' / '.join(owners)} agent, not {agent_name}")
             close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown config key '{name}' for {agent_name}{hint}")
@@ -234,6 +271,13 @@ def _check_relations(config: dict) -> None:
         raise ConfigError("exploration_strat 'epsilon_greedy' needs the key 'epsilon' (or a non-constant epsilon_schedule)")
     if schedule == "linear" and config.get("epsilon_decay_steps") is None:
         raise ConfigError("epsilon_schedule 'linear' needs the key 'epsilon_decay_steps'")
+    if config.get("latent_type") == "categorical" and config["feature_width"] is None:
+        raise ConfigError("latent_type 'categorical' needs the key 'feature_width' (classes per group)")
+    if "binary_obs" in config and "latent_type" in config and not config["binary_obs"] \
+            and config["learn_obs_variance"] is None:
+        raise ConfigError("binary_obs false needs the key 'learn_obs_variance' (true or false)")
+    if config.get("seperate_rollout_batch_size") and config["rollout_batch_size"] is None:
+        raise ConfigError("seperate_rollout_batch_size needs the key 'rollout_batch_size'")
     conv_lengths = {len(config[k]) for k in ("conv_channels", "conv_kernel_sizes", "conv_strides") if k in config}
     if len(conv_lengths) > 1:
         raise ConfigError("conv_channels, conv_kernel_sizes and conv_strides must have one entry per conv layer "

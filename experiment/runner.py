@@ -198,7 +198,9 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
             eval_time = time_step + chunk_length if config["fix_eval_time_label"] else time_step
             _append(loop.metrics, "reward_rates", reward_rates)
             _append(loop.metrics, "eval_times", np.int64(eval_time))
-            _append(loop.metrics, "train_reward_rates", np.asarray(train_metrics["train_reward_rate"]))
+            for name, value in train_metrics.items():  # per-seed chunk metrics; episode_* are per-step records
+                if not name.startswith("episode_"):
+                    _append(loop.metrics, name, np.asarray(value))
             if config["log_episodes"] and "episode_ended" in train_metrics:
                 _record_episodes(loop.episodes, train_metrics, time_step)
             loop.next_chunk = index + 1

@@ -24,11 +24,12 @@ class MLP(hk.Module):
     Haiku's default Linear init (truncated normal in [-2, 2] times 1/sqrt(fan_in), zero bias) is kept on
     purpose: the paper's tuned step sizes and early learning curves depend on it. Parameter names follow
     the paper code's files: '<name>/linear', '<name>/linear_1', ... `output_size=None` leaves out the
-    final layer (a torso).
+    final layer (a torso); a tuple of sizes gives one final Linear per entry (a Gaussian head's mean and
+    std: '<name>/linear_3', '<name>/linear_4' with three hidden layers, as in the paper's files).
     """
 
-    def __init__(self, output_size: int | None, num_hidden_layers: int, num_hidden_units: int, activation: str,
-                 name=None):
+    def __init__(self, output_size: int | tuple | None, num_hidden_layers: int, num_hidden_units: int,
+                 activation: str, name=None):
         super().__init__(name=name)
         self.output_size = output_size
         self.num_hidden_layers = num_hidden_layers
@@ -38,7 +39,11 @@ class MLP(hk.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         for _ in range(self.num_hidden_layers):
             x = self.activation(hk.Linear(self.num_hidden_units)(x))
-        return x if self.output_size is None else hk.Linear(self.output_size)(x)
+        if self.output_size is None:
+            return x
+        if isinstance(self.output_size, tuple):  # several heads on the last hidden layer, in this module
+            return tuple(hk.Linear(size)(x) for size in self.output_size)
+        return hk.Linear(self.output_size)(x)
 
 
 class ConvTorso(hk.Module):

@@ -1,0 +1,13 @@
+"""Train simple-model DQN over num_seeds seeds:
+python train_scripts/train_simple_model_DQN.py --seed 0 --config configs/simple_model.json --output simple_model
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a plain checkout too
+
+from agents import model_dqn  # noqa: E402
+from experiment.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main("simple_model", model_dqn.make, default_output="simple_model"))
