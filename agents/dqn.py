@@ -1,7 +1,8 @@
 """DQN on replayed real transitions: the ER DQN of Young et al. (section 3.1) and its standard extensions.
 
 Reads top to bottom: hyperparameters -> state -> losses -> make (network, optimizer, buffer) -> one
-update -> one environment step -> chunk -> evaluation. With no extension switched on this is the paper
+update -> how it acts and what it stores (the chunk loop and the evaluation are the shared ones in
+agents/components/interaction.py). With no extension switched on this is the paper
 code's ER DQN, quirks included (spec section 7); the fix flags are listed in FIX_FLAGS and in the README.
 Extensions, each a config key that is off by default: double_DQN; dueling (dueling_aggregation);
 prioritized_replay (per_alpha, per_beta0, per_beta_schedule, per_beta_rate, per_eps); epsilon schedules
