@@ -27,7 +27,7 @@ from agents.components import distributions as dist
 from agents.components.agent import Agent
 from agents.components.exploration import behaviour_action
 from agents.components.interaction import interaction_chunk, make_greedy_evaluation, refreshed_target
-from agents.components.networks import MLP, q_network
+from agents.components.networks import ACTIVATIONS, MLP, q_network
 from agents.components.optimizers import adamw
 from agents.components.replay import make_replay_buffer
 from agents.dqn import Transition, bootstrap_value, q_taken
@@ -42,6 +42,7 @@ FIX_FLAGS = {
 STD_ACTIVATIONS = {"softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid,
                    "sigmoid2": lambda x: 2.0 * jax.nn.sigmoid(x / 2.0)}
 MIN_STD = 1e-6  # every learned std is clipped below here
+ONE_HOT_IMAGINATION = True  # categorical latents imagined as class indices (benchmarks switch it off to compare)
 
 
 @struct.dataclass
@@ -134,6 +135,7 @@ class WorldModel(NamedTuple):
     input_size: int  # length of Q's (flat) input
     loss_terms: tuple  # names of the logged loss terms besides 'model_loss'
     stores_env_states: bool = False
+    imagined_q: Callable | None = None  # Q on an imagined x without building q_input(x) (one-hot latents)
 
 
 def _net(output_size, config, name, squeeze=False) -> hk.Transformed:
@@ -149,6 +151,25 @@ def _net(output_size, config, name, squeeze=False) -> hk.Transformed:
 def _with_action(x, action, num_actions):
     """concat(flattened x, one_hot(action)): the models' input (spec section 0)."""
     return jnp.concatenate([x.reshape(-1).astype(jnp.float32), jax.nn.one_hot(action, num_actions)])
+
+
+def mlp_on_one_hot(module_params: dict, hot_rows, activation: str):
+    """One Haiku MLP module ('<name>/linear', '<name>/linear_1', ...) applied to a 0/1 input vector whose
+    ones are at `hot_rows`: the first layer is the sum of those weight rows instead of a matrix product.
+
+    Equal to the dense forward pass up to float rounding; for the categorical latent's 1029-wide inputs
+    (32 one-hot groups of 32, plus the action) it replaces most of the imagination's arithmetic.
+    """
+    def layer_index(name):
+        suffix = name.rsplit("/", 1)[1]
+        return 0 if suffix == "linear" else int(suffix.rsplit("_", 1)[1])
+
+    layers = [module_params[name] for name in sorted(module_params, key=layer_index)]
+    act = ACTIVATIONS[activation]
+    x = jnp.sum(layers[0]["w"][hot_rows], axis=0) + layers[0]["b"]
+    for layer in layers[1:]:
+        x = act(x) @ layer["w"] + layer["b"]
+    return x
 
 
 def _init_nets(key, nets: dict, examples: dict) -> dict:
@@ -220,12 +241,14 @@ def simple_model(config, num_actions: int, obs_size: int) -> WorldModel:
                       loss_terms=("reward_loss", "termination_loss", "obs_loss"))
 
 
-def latent_model(config, num_actions: int, obs_size: int) -> WorldModel:
+def latent_model(config, num_actions: int, obs_size: int, one_hot_imagination: bool = True) -> WorldModel:
     """Encoder phi(o), transition next_phi(z, a), reward(z, a), termination(z, a) and decoder obs(z).
 
     categorical: num_features groups of feature_width classes, sampled one-hot with the straight-through
     gradient; gaussian: mean and std heads (std = std_act(.) clipped at 1e-6, plus min_std in the encoder
     only: quirk Q6), reparameterised; tanh_gaussian squashes the sample (the KLs use the pre-tanh law).
+    one_hot_imagination (categorical): imagine on class indices with row-sum first layers (see below);
+    False keeps the dense straight-through path, for comparison.
     """
     latent_type, num_features = config["latent_type"], config["num_features"]
     categorical = latent_type == "categorical"
@@ -317,10 +340,33 @@ def latent_model(config, num_actions: int, obs_size: int) -> WorldModel:
     def encoded_sample(params, obs, key):
         return sample(encode(params, obs), key)
 
-    return WorldModel(init=init, loss=loss, start=encoded_sample, step=step, q_input=lambda z: z,
-                      act_input=encoded_sample, input_size=latent_size,
-                      loss_terms=("reward_loss", "termination_loss", "obs_loss", "kl_posterior", "kl_prior",
-                                  "posterior_entropy"))
+    loss_terms = ("reward_loss", "termination_loss", "obs_loss", "kl_posterior", "kl_prior", "posterior_entropy")
+    if not (categorical and one_hot_imagination):
+        return WorldModel(init=init, loss=loss, start=encoded_sample, step=step, q_input=lambda z: z,
+                          act_input=encoded_sample, input_size=latent_size, loss_terms=loss_terms)
+
+    # Categorical imagination needs no gradient, so it carries each group's sampled class (the same draw,
+    # with the same key, as the straight-through sample) and runs the first layers as row sums.
+    group_offsets = jnp.arange(num_features) * classes
+
+    def start_classes(params, obs, key):
+        return dist.sample_categorical(key, encode(params, obs)[0])
+
+    def step_classes(params, latent_classes, action, key):
+        rows = jnp.concatenate([latent_classes + group_offsets, (latent_size + action)[None]])
+        reward = mlp_on_one_hot(params["reward"], rows, config["activation"])[0]
+        continuation = jax.nn.sigmoid(mlp_on_one_hot(params["termination"], rows, config["activation"])[0])
+        next_logits = mlp_on_one_hot(params["next_phi"], rows, config["activation"]).reshape(num_features, classes)
+        return reward, continuation, dist.sample_categorical(key, next_logits)
+
+    def one_hot_latent(latent_classes):
+        return jax.nn.one_hot(latent_classes, classes, dtype=jnp.float32).reshape(-1)
+
+    def imagined_q(q_params, latent_classes):
+        return mlp_on_one_hot(q_params, latent_classes + group_offsets, config["activation"])
+
+    return WorldModel(init=init, loss=loss, start=start_classes, step=step_classes, q_input=one_hot_latent,
+                      act_input=encoded_sample, input_size=latent_size, loss_terms=loss_terms, imagined_q=imagined_q)
 
 
 def make_imagination(world: WorldModel, q_apply, strategy: str, rollout_length: int, weights_follow_continuations: bool):
@@ -342,8 +388,12 @@ def make_imagination(world: WorldModel, q_apply, strategy: str, rollout_length: 
                 weight = weight * previous_continuation
             action_key, model_key = jax.random.split(step_key)
             inputs = jax.vmap(world.q_input)(x)
+            if world.imagined_q is None:
+                q_values = q_apply(q_params, inputs)
+            else:
+                q_values = jax.vmap(world.imagined_q, in_axes=(None, 0))(q_params, x)
             actions = jax.vmap(behaviour_action, in_axes=(None, 0, 0, None, None))(
-                strategy, jax.random.split(action_key, num_starts), q_apply(q_params, inputs), hp.softmax_temp, hp.epsilon)
+                strategy, jax.random.split(action_key, num_starts), q_values, hp.softmax_temp, hp.epsilon)
             reward, continuation, next_x = jax.vmap(world.step, in_axes=(None, 0, 0, 0))(
                 model_params, x, actions, jax.random.split(model_key, num_starts))
             imagined = ImaginedBatch(inputs=inputs, action=actions, reward=reward,
@@ -374,7 +424,7 @@ def make_world_model(config, env, env_params) -> WorldModel:
     if agent_type == "simple_model":
         return simple_model(config, num_actions, obs_size)
     if agent_type == "latent_model":
-        return latent_model(config, num_actions, obs_size)
+        return latent_model(config, num_actions, obs_size, one_hot_imagination=ONE_HOT_IMAGINATION)
     raise ValueError(f"model_dqn has no agent '{agent_type}'")
 
 

@@ -26,8 +26,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import envs  # noqa: E402
-from agents import dqn  # noqa: E402
-from agents.components import interaction, networks  # noqa: E402
+from agents import dqn, model_dqn  # noqa: E402
+from agents.components import distributions, interaction, networks  # noqa: E402
 from experiment import runner  # noqa: E402
 from experiment.config import load_config  # noqa: E402
 
@@ -66,19 +66,25 @@ def cpu_name() -> str:
 
 @contextlib.contextmanager
 def paper_style_computation():
-    """Build agents as the paper code computes: gymnax's per-step reset inside the scan, jax.nn.elu (expm1).
+    """Build agents as the paper code computes: gymnax's per-step reset inside the scan, jax.nn.elu (expm1),
+    categorical latents drawn with K Gumbel draws per group and imagined through dense first layers.
 
-    The baseline for the in-run ratio: the same algorithm and numbers up to float rounding, without
-    seedsuite's two computational changes (resets drawn before the scan, ELU through exp).
+    The baseline for the in-run ratio: the same algorithm and the same law up to float rounding, without
+    seedsuite's computational changes (resets drawn before the scan, ELU through exp, inverse-CDF
+    categorical draws, one-hot imagination as row sums).
     """
-    saved = interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"]
+    saved = (interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"],
+             distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION)
     interaction.presample_resets = lambda env, keys, params: (keys, keys)
     interaction.step_with_reset = lambda env, key, state, action, params, reset: env.step(key, state, action, params)
     networks.ACTIVATIONS["elu"] = jax.nn.elu
+    distributions.sample_categorical = jax.random.categorical  # Gumbel draws, K per latent group
+    model_dqn.ONE_HOT_IMAGINATION = False  # dense first layers on the straight-through latents
     try:
         yield
     finally:
-        interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"] = saved
+        (interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"],
+         distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION) = saved
 
 
 class Variant:
