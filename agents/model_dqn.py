@@ -30,11 +30,11 @@ from agents.components.interaction import interaction_chunk, make_greedy_evaluat
 from agents.components.networks import ACTIVATIONS, MLP, q_network
 from agents.components.optimizers import adamw
 from agents.components.replay import make_replay_buffer
+from agents import dqn
 from agents.dqn import Transition, bootstrap_value, q_taken
 
 FIX_FLAGS = {
-    "fix_stale_obs_after_reset": "Q1: act on the new episode's first observation after a terminal",
-    "fix_weight_decay": "Q7: scale AdamW's weight decay by the step size (the usual decoupled AdamW)",
+    **dqn.FIX_FLAGS,  # Q1 and Q7 apply to every agent
     "fix_simple_model_obs_sampling": "Q2: sample imagined binary observations with p = sigmoid(logit), not the logit",
     "fix_latent_double_DQN": "Q3: the latent agent honours double_DQN (the paper code computes it, then drops it)",
 }

@@ -41,6 +41,10 @@ def positive_float(doc, default=REQUIRED):
     return Key("float", default, lambda v: v > 0 and math.isfinite(v), "a finite number > 0", doc)
 
 
+def non_negative_float(doc, default=REQUIRED):
+    return Key("float", default, lambda v: v >= 0, "a number >= 0", doc)
+
+
 def unit_interval(doc, default=REQUIRED, closed_top=True):
     if closed_top:
         return Key("float", default, lambda v: 0 <= v <= 1, "a number in [0, 1]", doc)
@@ -72,8 +76,7 @@ COMMON_KEYS = {
     "b1_adam": unit_interval("AdamW first-moment decay", closed_top=False),
     "b2_adam": unit_interval("AdamW second-moment decay", closed_top=False),
     "eps_adam": positive_float("AdamW epsilon"),
-    "wd_adam": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
-                   doc="AdamW weight decay per update, not scaled by the step size (quirk Q7)"),
+    "wd_adam": non_negative_float("AdamW weight decay per update, not scaled by the step size (quirk Q7)"),
     "exploration_strat": Key("str", check=lambda v: v in STRATEGIES, requirement=f"one of {', '.join(STRATEGIES)}",
                              doc="behaviour policy"),
     "softmax_temp": positive_float("softmax temperature (required with softmax)", default=None),
@@ -105,7 +108,7 @@ DQN_EXTENSION_KEYS = {
     "dueling": flag("dueling value/advantage streams"),
     "dueling_aggregation": choice("how the advantage stream is centred, per state", ("mean", "max"), default="mean"),
     "prioritized_replay": flag("proportional prioritized replay"),
-    "per_alpha": Key("float", 0.6, lambda v: v >= 0, "a number >= 0", "priority exponent (0: uniform)"),
+    "per_alpha": non_negative_float("priority exponent (0: uniform)", default=0.6),
     "per_beta0": unit_interval("initial importance-sampling exponent (linear schedule)", default=0.4),
     "per_beta_schedule": choice("beta: linear to 1 over num_steps, or 1 - exp(-rate * episodes)",
                                 ("linear", "exponential"), default="linear"),
@@ -137,11 +140,9 @@ ROLLOUT_KEYS = {"rollout_length": positive_int("imagined steps per rollout (H)")
 MODEL_KEYS = {
     "Q_alpha": positive_float("Q step size"),
     "model_alpha": positive_float("model step size"),
-    "reward_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0", doc="model loss weight: reward NLL"),
-    "termination_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
-                              doc="model loss weight: continuation BCE"),
-    "obs_prediction_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
-                                 doc="model loss weight: observation NLL"),
+    "reward_weight": non_negative_float("model loss weight: reward NLL"),
+    "termination_weight": non_negative_float("model loss weight: continuation BCE"),
+    "obs_prediction_weight": non_negative_float("model loss weight: observation NLL"),
     "binary_obs": Key("bool", doc="Bernoulli observation likelihood (else a Gaussian)"),
     **ROLLOUT_KEYS,
 }
@@ -149,13 +150,10 @@ LATENT_KEYS = {
     "latent_type": choice("latent variable", ("categorical", "gaussian", "tanh_gaussian")),
     "num_features": positive_int("latent features F (categorical: groups)"),
     "feature_width": positive_int("classes K per categorical group (required for categorical)", default=None),
-    "KL_prior_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
-                           doc="KL(stopgrad(posterior of o') || transition): trains the transition"),
-    "KL_posterior_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
-                               doc="KL(posterior of o' || stopgrad(transition)): trains the encoder"),
-    "posterior_entropy_weight": Key("float", check=lambda v: v >= 0, requirement="a number >= 0",
-                                    doc="KL(posterior of o || N(0,1) or uniform)"),
-    "min_std": Key("float", 0.0, lambda v: v >= 0, "a number >= 0", "added to the encoder's std (Gaussian latents)"),
+    "KL_prior_weight": non_negative_float("KL(stopgrad(posterior of o') || transition): trains the transition"),
+    "KL_posterior_weight": non_negative_float("KL(posterior of o' || stopgrad(transition)): trains the encoder"),
+    "posterior_entropy_weight": non_negative_float("KL(posterior of o || N(0,1) or uniform)"),
+    "min_std": non_negative_float("added to the encoder's std (Gaussian latents)", default=0.0),
     "std_act": choice("std activation of Gaussian heads", ("softplus", "sigmoid", "sigmoid2"), default="softplus"),
     "learn_obs_variance": Key("bool", None, None, "", "learned decoder std (required when binary_obs is false)"),
     "seperate_rollout_batch_size": flag("draw a second minibatch of rollout_batch_size for the rollout starts"),
