@@ -13,6 +13,8 @@ setup(
         "optax>=0.2.2",
         "chex>=0.1.86",
         "gymnax>=1.0",
+        "flax",  # flax.struct dataclasses for agent states (also a gymnax dependency)
+        "six",  # gymnax 1.0.1 imports six at package import without declaring it
         "numpy",
         "matplotlib",
         "tqdm",
