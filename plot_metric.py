@@ -121,12 +121,126 @@ def curve_from_metrics(metrics: dict, path: str, metric: str, frequency: int = 1
     return values[::frequency], times[::frequency]
 
 
-def load_episodes(path: str):
-    """(table, num_seeds): the training episodes recorded in the .out at `path` (seed, return, length, end_step)."""
+# --- sweeps: .out files with a 'grid' (metrics of shape (num_evals, num_points, num_seeds)) ------------------
+
+CRITERIA = ("auc", "final")
+FINAL_FRACTION = 0.1  # "final": the mean of the last 10% of the evaluations (at least one) unless --final-window
+
+
+def load_grid(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1, allow_plain: bool = True):
+    """(values (T, P, S), times (T,), grid): a sweep's metric per evaluation, point and seed, and the list of its
+    points (dicts of swept values). A file without a sweep is one unnamed point when allow_plain is set."""
+    data = _load(path)
+    grid = data.get("grid")
+    metrics = data["metrics"]
+    if grid is None:
+        if not allow_plain:
+            raise PlotInputError(f"'{path}' holds no sweep (no 'grid'); run a config with a 'sweep' block")
+        values, times = curve_from_metrics(metrics, path, metric, frequency)
+        return values[:, None, :], times, [{}]
+    if metric not in metrics:
+        raise PlotInputError(f"'{path}' has no metric '{metric}'; available metrics: {', '.join(sorted(metrics))}")
+    values, times = np.asarray(metrics[metric]), np.asarray(metrics["eval_times"])
+    if values.ndim != 3 or values.shape[1] != len(grid) or len(times) != len(values):
+        raise PlotInputError(f"'{path}': metric '{metric}' has shape {values.shape}, expected (num_evals, "
+                             f"{len(grid)} points, num_seeds) matching eval_times of shape {times.shape}")
+    return values[::frequency], times[::frequency], [dict(point) for point in grid]
+
+
+def point_scores(values, criterion: str, final_window: int | None = None):
+    """Each run's score (P, S) from its curve in values (T, P, S): "auc" the mean over all evaluations (the area
+    under the curve divided by its length, for evenly spaced evaluations); "final" the mean of the last
+    final_window evaluations (default: the last 10%, at least one)."""
+    values = np.asarray(values, dtype=float)
+    if criterion == "auc":
+        return values.mean(axis=0)
+    if criterion != "final":
+        raise PlotInputError(f"unknown criterion '{criterion}' (known: {', '.join(CRITERIA)})")
+    window = final_window or max(1, int(round(FINAL_FRACTION * len(values))))
+    if window > len(values):
+        raise PlotInputError(f"final window {window} is longer than the {len(values)} evaluations")
+    return values[-window:].mean(axis=0)
+
+
+def ranked_points(values, criterion: str, final_window=None, minimize: bool = False):
+    """Point indices from best to worst by the mean over seeds of point_scores, and those scores (P, S)."""
+    scores = point_scores(values, criterion, final_window)
+    means = scores.mean(axis=1)
+    return np.argsort(means if minimize else -means, kind="stable"), scores
+
+
+def point_label(point: dict) -> str:
+    return ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in point.items()) or "no sweep"
+
+
+def sensitivity_lines(values, grid, x_key: str, line_key: str | None, criterion: str, final_window=None,
+                      minimize: bool = False):
+    """Final performance against one swept key: {line value (None without line_key): (xs, scores (X, S))}.
+
+    Swept keys other than x_key and line_key are set, per x and line value, to the point whose mean score is
+    best (what a tuned run would pick)."""
+    for key in (x_key, line_key):
+        if key is not None and not all(key in point for point in grid):
+            swept = sorted(grid[0]) if grid and grid[0] else []
+            raise PlotInputError(f"'{key}' is not a swept key of this file (swept: {', '.join(swept) or 'none'})")
+    scores = point_scores(values, criterion, final_window)
+    means = scores.mean(axis=1) * (-1 if minimize else 1)
+    best = {}  # (line value, x value) -> index of the best point
+    for index, point in enumerate(grid):
+        cell = (point[line_key] if line_key else None, point[x_key])
+        if cell not in best or means[index] > means[best[cell]]:
+            best[cell] = index
+    lines = {}
+    for line_value in dict.fromkeys(cell[0] for cell in best):
+        xs = sorted(x for (lv, x) in best if lv == line_value)
+        lines[line_value] = (np.asarray(xs, dtype=float), scores[[best[(line_value, x)] for x in xs]])
+    return lines
+
+
+def _load(path: str) -> dict:
     try:
-        data = load_metrics(path)
+        return load_metrics(path)
     except FileFormatError as e:
         raise PlotInputError(str(e)) from None
+
+
+def _point_index(grid, path: str, point) -> int:
+    """The grid point to draw: `point`, checked against the file's grid (None: a file without a sweep)."""
+    if grid is None:
+        if point not in (None, 0):
+            raise PlotInputError(f"--point {point}: '{path}' holds no sweep")
+        return 0
+    if point is None:
+        if len(grid) == 1:
+            return 0
+        raise PlotInputError(f"'{path}' is a sweep of {len(grid)} grid points; choose one with --point K (or draw "
+                             f"them all with --plot best, points or sensitivity)")
+    if not 0 <= point < len(grid):
+        raise PlotInputError(f"--point {point}: '{path}' has {len(grid)} grid points (0 to {len(grid) - 1})")
+    return point
+
+
+def _one_point(data: dict, path: str, point):
+    """A sweep file's data restricted to grid point `point` ({metrics, episodes} as a file without a sweep has);
+    files without a sweep pass through (point must then be None or 0)."""
+    grid = data.get("grid")
+    if grid is None:
+        _point_index(grid, path, point)
+        return data
+    point = _point_index(grid, path, point)
+    metrics = {name: values[:, point] if np.ndim(values) == 3 else values for name, values in data["metrics"].items()}
+    selected = dict(data, metrics=metrics)
+    if data.get("episodes") is not None:
+        mine = data["episodes"]["point"] == point
+        selected["episodes"] = {name: values[mine] for name, values in data["episodes"].items()}
+    return selected
+
+
+def load_episodes(path: str, point=None):
+    """(table, num_seeds): the training episodes recorded in the .out at `path` (seed, return, length, end_step),
+    of grid point `point` in a sweep."""
+    data = _one_point(_load(path), path, point)
     table = data.get("episodes")
     if not table or len(table.get("return", ())) == 0:
         raise PlotInputError(f"'{path}' records no training episodes (run with log_episodes true)")
@@ -166,13 +280,10 @@ def gaussian_kde(samples, points):
     return np.exp(-0.5 * z**2).sum(axis=1) / (len(samples) * bandwidth * np.sqrt(2 * np.pi))
 
 
-def final_scores(path: str, metric: str, window: int):
+def final_scores(path: str, metric: str, window: int, point=None):
     """The scores a density plot compares: each seed's last `window` training episodes where the file has them,
-    else each seed's final evaluation of `metric`."""
-    try:
-        data = load_metrics(path)
-    except FileFormatError as e:
-        raise PlotInputError(str(e)) from None
+    else each seed's final evaluation of `metric` (of grid point `point` in a sweep)."""
+    data = _one_point(_load(path), path, point)
     table = data.get("episodes")
     if table and len(table.get("return", ())):
         return np.concatenate([table["return"][table["seed"] == seed][-window:] for seed in np.unique(table["seed"])])
@@ -211,6 +322,26 @@ def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=N
         (line,) = ax.plot(times, mean, label=label)
         ax.fill_between(times, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
     return _finish(fig, ax, "time", ylabel if ylabel is not None else metric, title)
+
+
+def make_sensitivity_figure(line_sets, x_key: str, line_key, ylabel: str, seed: int = 0, title=None):
+    """Score against x_key, one line per (file, line value), each with a bootstrap band over seeds; a log x axis
+    when every x is positive and they span a factor of 4 or more (step-size grids double)."""
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots()
+    all_xs = []
+    for label, lines in line_sets:
+        for line_value, (xs, scores) in lines.items():
+            mean, low, high = bootstrap_band(scores, rng=rng)
+            name = label if line_key is None else f"{label}{line_key}={line_value:g}" if isinstance(
+                line_value, float) else f"{label}{line_key}={line_value}"
+            (line,) = ax.plot(xs, mean, marker="o", label=name)
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
+            all_xs.extend(xs)
+    if min(all_xs) > 0 and max(all_xs) >= 4 * min(all_xs):
+        ax.set_xscale("log")
+    return _finish(fig, ax, x_key, ylabel, title)
 
 
 def make_episode_figure(tables, labels, window: int, seed: int = 0, title=None):
@@ -275,9 +406,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (0)")
     p.add_argument("--title", help="figure title")
     p.add_argument("--ylabel", help="y axis label (default: the metric name)")
-    p.add_argument("--plot", choices=("curves", "episodes", "density"), default="curves",
+    p.add_argument("--plot", choices=("curves", "episodes", "density", "best", "points", "sensitivity"),
+                   default="curves",
                    help="curves: the evaluation metric over time (default); episodes: every training episode's "
-                        "return with a rolling mean; density: a kernel density of final scores per file")
+                        "return with a rolling mean; density: a kernel density of final scores per file. Sweeps: "
+                        "best: each file's best grid point by --criterion; points: one curve per grid point; "
+                        "sensitivity: --criterion score against the swept key --x, one line per value of --lines")
+    p.add_argument("--criterion", choices=CRITERIA, default=None,
+                   help="how grid points are scored: auc, the mean over all evaluations (default for --plot best), "
+                        "or final, the mean of the last --final-window evaluations (default for --plot sensitivity)")
+    p.add_argument("--final-window", type=_positive_int("final-window"), default=None,
+                   help="evaluations averaged by --criterion final (default: the last 10%%, at least one)")
+    p.add_argument("--minimize", action="store_true", help="lower is better (losses); default: higher is better")
+    p.add_argument("--point", type=int, default=None,
+                   help="a sweep's grid point to draw with --plot curves, episodes or density")
+    p.add_argument("--x", help="--plot sensitivity: the swept key on the x axis (e.g. Q_alpha)")
+    p.add_argument("--lines", help="--plot sensitivity: the swept key drawn as one line per value (e.g. softmax_temp)")
     p.add_argument("--rolling", type=_positive_int("rolling"), default=100,
                    help="episodes in the rolling mean (episodes) or per seed in the density (100)")
     p.add_argument("--symlog", action="store_true", help="symmetric-log x axis for --plot density")
@@ -290,28 +434,36 @@ def _run(argv) -> int:
         raise PlotInputError(f"{len(args.labels)} label(s) given for {len(args.data)} --data file(s); "
                              f"give one label per file")
     labels = args.labels if args.labels is not None else list(args.data)
+    if args.criterion is None:  # the sensitivity plot shows final performance; ranking defaults to the whole curve
+        args.criterion = "final" if args.plot == "sensitivity" else "auc"
     output = args.output
     if output is None and not _display_available():
         output = f"{args.metric if args.plot == 'curves' else args.plot}.png"
-    if args.plot == "curves":
-        curves = []
-        for path in args.data:
-            values, times = load_curve(path, args.metric, args.frequency)
-            if args.window > len(times):
-                raise PlotInputError(f"window {args.window} is larger than the number of points ({len(times)}) of "
-                                     f"'{path}' (after --frequency {args.frequency})")
-            curves.append(smooth(values, times, args.window))
+    if args.plot in ("curves", "best", "points"):
+        curves, labels = _grid_curves(args, labels)
+    elif args.plot == "sensitivity":
+        if args.x is None:
+            raise PlotInputError("--plot sensitivity needs --x, the swept key for the x axis")
+        line_sets = []
+        for path, label in zip(args.data, labels):
+            values, _, grid = load_grid(path, args.metric, args.frequency, allow_plain=False)
+            line_sets.append((f"{label}: " if len(args.data) > 1 else "",
+                              sensitivity_lines(values, grid, args.x, args.lines, args.criterion, args.final_window,
+                                                args.minimize)))
     elif args.plot == "episodes":
-        tables = [load_episodes(path) for path in args.data]
+        tables = [load_episodes(path, args.point) for path in args.data]
     else:
-        score_sets = [final_scores(path, args.metric, args.rolling) for path in args.data]
+        score_sets = [final_scores(path, args.metric, args.rolling, args.point) for path in args.data]
 
     import matplotlib
     if output is not None:
         matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-    if args.plot == "curves":
+    if args.plot in ("curves", "best", "points"):
         fig = make_figure(curves, labels, args.metric, seed=args.seed, title=args.title, ylabel=args.ylabel)
+    elif args.plot == "sensitivity":
+        ylabel = args.ylabel or f"{args.metric} ({args.criterion})"
+        fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.seed, title=args.title)
     elif args.plot == "episodes":
         fig = make_episode_figure(tables, labels, args.rolling, seed=args.seed, title=args.title)
     else:
@@ -328,6 +480,29 @@ def _run(argv) -> int:
         return 0
     finally:
         plt.close(fig)
+
+
+def _grid_curves(args, labels):
+    """The smoothed (values (T, S), times) curves and their labels for --plot curves / best / points."""
+    curves, curve_labels = [], []
+    for path, label in zip(args.data, labels):
+        values, times, grid = load_grid(path, args.metric, args.frequency)
+        if args.window > len(times):
+            raise PlotInputError(f"window {args.window} is larger than the number of points ({len(times)}) of "
+                                 f"'{path}' (after --frequency {args.frequency})")
+        if args.plot == "points":
+            chosen = range(len(grid))
+        elif args.plot == "best":
+            chosen = ranked_points(values, args.criterion, args.final_window, args.minimize)[0][:1]
+        else:
+            chosen = [_point_index(grid if grid[0] else None, path, args.point)]
+        for index in chosen:
+            curves.append(smooth(values[:, index], times, args.window))
+            described = point_label(grid[index]) if grid[index] else ""
+            if args.plot == "best":
+                described = f"best by {args.criterion}: {described}"
+            curve_labels.append(f"{label} ({described})" if described else label)
+    return curves, curve_labels
 
 
 def main(argv=None) -> int:

@@ -75,6 +75,13 @@ class DQNState:
     episode_length: jax.Array
 
 
+# Config keys that reach the compiled program only through DQNHyperparams: a sweep may vary them (tests check
+# that changing any of them leaves the traced program unchanged).
+SWEEPABLE_KEYS = ("alpha_adam", "gamma", "softmax_temp", "epsilon", "b1_adam", "b2_adam", "eps_adam", "wd_adam",
+                  "target_update_frequency", "epsilon_start", "epsilon_end", "epsilon_decay", "epsilon_decay_steps",
+                  "per_alpha", "per_beta0", "per_beta_rate", "per_eps")
+
+
 def hyperparams_from_config(config) -> DQNHyperparams:
     def value(name, unset):
         return unset if config.get(name) is None else config[name]

@@ -53,6 +53,13 @@ def flops_of(compiled) -> float:
     return float(analysis.get("flops", 0.0))
 
 
+def write_json(path, result) -> None:
+    """The figures as JSON, when a path was given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -94,28 +101,34 @@ class Variant:
         self.name, self.config = name, config
         env, env_params = envs.make(config["environment"], **config["env_config"])
         agent = make_agent(config, env, env_params)
-        self.run = runner.CompiledRun(agent, config["num_seeds"])
-        self.keys = runner.SeedKeys(0, config["num_seeds"])
-        self.hp = agent.hparams
-        state = jax.block_until_ready(self.run.init(self.keys.init, self.hp))
+        # Built here rather than through runner.Runs, whose cache would hand the baseline seedsuite's program.
+        axis = runner.RunAxis(1, config["num_seeds"])
+        self.run = runner.CompiledRun(agent, axis)
+        seed_keys = runner.SeedKeys(0, config["num_seeds"])
+        self.chunk_keys = lambda index: axis.place(axis.per_run(seed_keys.chunk(index)))
+        self.evaluation_keys = lambda index: axis.place(axis.per_run(seed_keys.evaluation(index)))
+        self.hp = axis.place(runner.stacked_hyperparams(config, make_agent, axis))
+        state = jax.block_until_ready(self.run.init(axis.place(axis.per_run(seed_keys.init)), self.hp))
         start = time.perf_counter()
-        self.interact_warmup = self.run.interact.lower(state, self.keys.chunk(0), self.hp, False).compile()
-        self.interact_train = self.run.interact.lower(state, self.keys.chunk(0), self.hp, True).compile()
-        self.evaluate = self.run.evaluate.lower(state, self.keys.evaluation(0), self.hp).compile()
+        self.interact_warmup = self.run.interact.lower(state, self.chunk_keys(0), self.hp, False).compile()
+        self.interact_train = self.run.interact.lower(state, self.chunk_keys(0), self.hp, True).compile()
+        self.evaluate = self.run.evaluate.lower(state, self.evaluation_keys(0), self.hp).compile()
         self.compile_seconds = time.perf_counter() - start
         # FLOPs of one training step: the same agent with a chunk of one step (XLA counts a loop body once).
-        one_step = runner.CompiledRun(make_agent(dict(config, eval_frequency=1), env, env_params), config["num_seeds"])
-        self.step_flops = flops_of(one_step.interact.lower(state, self.keys.chunk(0), self.hp, True).compile())
+        one_step = runner.CompiledRun(make_agent(dict(config, eval_frequency=1), env, env_params), axis)
+        self.step_flops = flops_of(one_step.interact.lower(state, self.chunk_keys(0), self.hp, True).compile())
         # Fill the buffer past the training start as the real run does.
         for i in range(-(-config["training_start_time"] // config["eval_frequency"])):
-            state, _ = self.interact_warmup(state, self.keys.chunk(i), self.hp)
+            state, _ = self.interact_warmup(state, self.chunk_keys(i), self.hp)
         self.state = jax.block_until_ready(state)
         self.chunk_times, self.eval_times = [], []
 
     def time_one_chunk(self, index):
-        (self.state, _), seconds = timed(self.interact_train, self.state, self.keys.chunk(100 + index), self.hp)
+        keys = self.chunk_keys(100 + index)
+        (self.state, _), seconds = timed(self.interact_train, self.state, keys, self.hp)
         self.chunk_times.append(seconds)
-        _, seconds = timed(self.evaluate, self.state, self.keys.evaluation(index), self.hp)
+        keys = self.evaluation_keys(index)
+        _, seconds = timed(self.evaluate, self.state, keys, self.hp)
         self.eval_times.append(seconds)
 
     def summary(self, peak) -> dict:
@@ -175,9 +188,7 @@ def main(argv=None):
         ratio = result["paper-style"]["train_chunk_seconds"] / result["seedsuite"]["train_chunk_seconds"]
         result["speedup_over_paper_style"] = ratio
         print(f"seedsuite / paper-style throughput, same run: {ratio:.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    write_json(args.json, result)
     return result
 
 

@@ -13,7 +13,6 @@ published per-chunk figures do.
                                          [--chunks 2] [--num-seeds 30] [--no-baseline] [--json out.json]
 """
 import argparse
-import json
 import os
 import sys
 
@@ -23,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 
 from agents import model_dqn  # noqa: E402
-from bench_er import cpu_name, measure  # noqa: E402
+from bench_er import cpu_name, measure, write_json  # noqa: E402
 from experiment.config import load_config  # noqa: E402
 
 CONFIGS = {"perfect_model": ("perfect_model", "perfect_model.json"),
@@ -70,9 +69,7 @@ def main(argv=None):
                                                   / result["seedsuite"]["train_chunk_seconds"])
             print(f"seedsuite / paper-style throughput, same run: {result['speedup_over_paper_style']:.2f}x")
         results[name] = result
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    write_json(args.json, results)
     return results
 
 

@@ -20,7 +20,20 @@ def parse_args(argv, default_output: str, description: str):
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--distributed", action="store_true",
+                        help="multi-host: call jax.distributed.initialize() first (under SLURM it reads the job's "
+                             "variables); runs are sharded across every host's devices, host 0 writes the files")
     return parser.parse_args(argv)
+
+
+def _initialize_distributed() -> None:
+    import jax
+    try:
+        jax.distributed.initialize()
+    except (RuntimeError, ValueError) as e:
+        raise runner.RunError(f"--distributed: jax.distributed.initialize() failed ({e}); run under SLURM or set "
+                              f"the coordinator address, number of processes and process id as JAX's "
+                              f"documentation says") from None
 
 
 def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
@@ -31,6 +44,8 @@ def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
     config_path = args.config or QUICKSTART_CONFIG
     try:
         config = config_lib.load_config(agent_type, config_path)
+        if args.distributed:
+            _initialize_distributed()
         runner.run(config, make_agent, seed=args.seed, output=args.output, resume=args.resume,
                    overwrite=args.overwrite, progress=not args.no_progress)
     except (config_lib.ConfigError, files.FileFormatError, runner.RunError) as e:

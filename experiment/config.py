@@ -4,6 +4,7 @@ Every user error becomes a ConfigError whose message names the key and the probl
 entry point prints it as one line and exits non-zero, before anything is compiled.
 """
 import difflib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, Callable
 
 from agents.components.exploration import EPSILON_SCHEDULES, STRATEGIES
 from agents.components.networks import ACTIVATIONS
+from agents import dqn, model_dqn
 
 
 class ConfigError(ValueError):
@@ -181,6 +183,22 @@ AGENT_NAMES = {"ER": "ER DQN", "perfect_model": "perfect-model DQN", "simple_mod
                "latent_model": "latent-model DQN"}
 
 
+SWEEPABLE_KEYS = {"ER": dqn.SWEEPABLE_KEYS, "perfect_model": model_dqn.SWEEPABLE_KEYS,
+                  "simple_model": model_dqn.SWEEPABLE_KEYS, "latent_model": model_dqn.SWEEPABLE_KEYS}
+
+# Keys that fix an array shape (or the number of steps in a compiled loop): points differing in them cannot
+# share one compiled program. The value says what they shape.
+SHAPE_KEYS = {
+    "batch_size": "the minibatch", "buffer_size": "the replay buffer", "num_hidden_units": "the networks",
+    "num_hidden_layers": "the networks", "rollout_length": "the imagined batch", "rollout_batch_size": "the rollout starts",
+    "num_features": "the latent", "feature_width": "the latent", "num_seeds": "the run axis",
+    "eval_frequency": "the chunk (its scan length and metrics)", "eval_batch_size": "the evaluation batch",
+    "eval_steps": "the evaluation loop", "updates_per_step": "the update loop", "environment": "the observations",
+    "env_config": "the observations", "conv_channels": "the networks", "conv_kernel_sizes": "the networks",
+    "conv_strides": "the networks", "num_steps": "the number of chunks",
+}
+
+
 def _owners(name: str, agent_type: str) -> list[str]:
     """The other agents whose configs take the key `name`."""
     return [AGENT_NAMES[other] for other, schema in AGENT_KEYS.items() if other != agent_type and name in schema]
@@ -232,12 +250,18 @@ def _coerce(name: str, key: Key, value):
 
 
 def validate(agent_type: str, raw: dict) -> dict:
-    """Return the full config (defaults filled in), or raise ConfigError naming the first problem."""
+    """Return the full config (defaults filled in), or raise ConfigError naming the first problem.
+
+    A 'sweep' block becomes config['sweep']: the list of grid points, each a dict of swept key -> value, every
+    point checked as a whole config would be; without one config['sweep'] is None.
+    """
+    if raw.get("sweep") is not None:
+        return _validate_sweep(agent_type, raw)
     schema = AGENT_KEYS[agent_type]
     agent_name = AGENT_NAMES[agent_type]
     config = {}
     for name, value in raw.items():
-        if name in ("agent_type", "seed"):
+        if name in ("agent_type", "seed", "sweep"):
             continue  # added by the script, as in the paper code's saved configs
         if name not in schema:
             owners = _owners(name, agent_type)
@@ -254,6 +278,61 @@ def validate(agent_type: str, raw: dict) -> dict:
             config[name] = key.default
     _check_relations(config)
     config["agent_type"] = agent_type
+    config["sweep"] = None
+    return config
+
+
+def sweep_points(agent_type: str, sweep) -> list[dict]:
+    """The grid points a 'sweep' block names: {key: [values]} is the grid product (the first key varies
+    slowest), [{key: value, ...}, ...] an explicit list of points with the same keys."""
+    if isinstance(sweep, dict):
+        if not sweep:
+            raise ConfigError("'sweep' is empty; give {key: [values, ...]} or a list of points")
+        for name, values in sweep.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"sweep key '{name}' must have a non-empty list of values, got {json.dumps(values)}")
+        points = [dict(zip(sweep, combination)) for combination in itertools.product(*sweep.values())]
+    elif isinstance(sweep, list):
+        if not sweep or not all(isinstance(p, dict) and p for p in sweep):
+            raise ConfigError("a 'sweep' list must hold one or more points, each a non-empty JSON object of key: value")
+        points = sweep
+        for index, point in enumerate(points):
+            if set(point) != set(points[0]):
+                raise ConfigError(f"sweep point {index} sets keys {sorted(point)}, point 0 sets {sorted(points[0])}; "
+                                  f"every point must set the same keys")
+    else:
+        raise ConfigError(f"'sweep' must be a JSON object {{key: [values]}} or a list of points, got {json.dumps(sweep)}")
+    schema, sweepable = AGENT_KEYS[agent_type], SWEEPABLE_KEYS[agent_type]
+    for name in points[0]:
+        if name in sweepable:
+            continue
+        if name in SHAPE_KEYS:
+            raise ConfigError(f"sweep over '{name}' is refused: it shapes {SHAPE_KEYS[name]}, so its values cannot "
+                              f"share one compiled program; write one config per value instead")
+        if name not in schema:
+            close = difflib.get_close_matches(name, list(sweepable), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"sweep over unknown config key '{name}' for {AGENT_NAMES[agent_type]}{hint}")
+        raise ConfigError(f"sweep over '{name}' is refused: it is fixed when the program is compiled; "
+                          f"sweepable keys of {AGENT_NAMES[agent_type]}: {', '.join(sweepable)}")
+    return points
+
+
+def _validate_sweep(agent_type: str, raw: dict) -> dict:
+    points = sweep_points(agent_type, raw["sweep"])
+    base = {name: value for name, value in raw.items() if name != "sweep"}
+    checked = []
+    for index, point in enumerate(points):
+        try:
+            full = validate(agent_type, {**base, **point})
+        except ConfigError as e:
+            raise ConfigError(f"sweep point {index} ({json.dumps(point)}): {e}") from None
+        checked.append({name: full[name] for name in point})
+    for index, point in enumerate(checked):
+        if point in checked[:index]:
+            raise ConfigError(f"sweep point {index} ({json.dumps(point)}) repeats point {checked.index(point)}")
+    config = validate(agent_type, {**points[0], **base})  # swept keys the base leaves out take point 0's value
+    config["sweep"] = checked
     return config
 
 

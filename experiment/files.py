@@ -116,7 +116,8 @@ def load_pickle(path: str):
 
 def load_metrics(path: str) -> dict:
     """Load an .out file (ours or the paper code's) as {'config', 'metrics', 'meta'} with numpy metrics, plus
-    'episodes' (flat per-episode arrays) and 'target_reached_step' where the file has them."""
+    'grid' (a sweep's points), 'episodes' (flat per-episode arrays) and 'target_reached_step' where the file
+    has them."""
     data = load_pickle(path)
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
         raise FileFormatError(f"'{path}' is not a metrics (.out) file: it has no 'metrics' dictionary")
@@ -127,6 +128,11 @@ def load_metrics(path: str) -> dict:
         except ValueError as e:
             raise FileFormatError(f"'{path}': metric '{name}' is not a regular array ({e})") from None
     result = {"config": data.get("config", {}), "metrics": metrics, "meta": data.get("meta", {})}
+    if data.get("grid") is not None:
+        grid = data["grid"]
+        if not isinstance(grid, list) or not all(isinstance(point, dict) for point in grid):
+            raise FileFormatError(f"'{path}': 'grid' must be a list of points (dicts of swept values)")
+        result["grid"] = grid
     if isinstance(data.get("episodes"), dict):
         result["episodes"] = {name: np.asarray(values) for name, values in data["episodes"].items()}
     if data.get("target_reached_step") is not None:

@@ -8,18 +8,22 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 import envs
+from experiment import config as config_lib
 from experiment import files
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3  # 3: episodes record the grid point; states hold only the real runs
 EPISODE_PREFIX = "episodes_"  # checkpoint arrays holding the recorded training episodes
 
 
@@ -62,33 +66,92 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
+class RunAxis:
+    """The one batch axis every compiled function is vmapped over: run r = point * num_seeds + seed.
+
+    Without a sweep there is one point. The axis is padded with copies of run 0 up to a multiple of the
+    device count (the copies' results are dropped) and sharded across the devices, so any number of seeds
+    and points runs on any number of devices, with each run's result independent of the layout.
+    """
+
+    def __init__(self, num_points: int, num_seeds: int, devices=None, swept: bool = False):
+        self.devices = list(devices if devices is not None else jax.devices())
+        self.num_points, self.num_seeds, self.swept = num_points, num_seeds, swept
+        self.num_runs = num_points * num_seeds
+        self.padded = -(-self.num_runs // len(self.devices)) * len(self.devices)
+        self.sharding = NamedSharding(Mesh(np.array(self.devices), ("runs",)), PartitionSpec("runs"))
+
+    def place(self, tree):
+        """Host arrays with a leading num_runs axis -> padded global arrays sharded over the devices."""
+        def put(x):
+            x = np.asarray(x)
+            if self.padded > self.num_runs:
+                x = np.concatenate([x, np.repeat(x[:1], self.padded - self.num_runs, axis=0)])
+            return jax.make_array_from_callback(x.shape, self.sharding, lambda index: x[index])
+        return jax.tree.map(put, tree)
+
+    def fetch(self, tree):
+        """Global arrays -> host numpy arrays of the num_runs real runs (gathered from every host)."""
+        def get(x):
+            if jax.process_count() > 1:
+                x = multihost_utils.process_allgather(x, tiled=True)
+            return np.asarray(x)[:self.num_runs]
+        return jax.tree.map(get, tree)
+
+    def per_run(self, per_seed):
+        """(num_seeds, ...) -> (num_runs, ...): every point's seed s shares seed s's key (common random numbers)."""
+        return np.tile(np.asarray(per_seed), (self.num_points,) + (1,) * (np.ndim(per_seed) - 1))
+
+    def grid(self, per_run):
+        """(num_runs, ...) -> (num_points, num_seeds, ...) in a sweep, else (num_seeds, ...)."""
+        per_run = np.asarray(per_run)
+        return per_run.reshape((self.num_points,) * self.swept + (self.num_seeds,) + per_run.shape[1:])
+
+
 class CompiledRun:
-    """jit(vmap(...)) of one agent's init / interact / evaluate over the seed axis."""
+    """jit(vmap(...)) of one agent's init / interact / evaluate over the run axis, sharded across its devices."""
 
-    def __init__(self, agent, num_seeds: int):
-        self.agent = agent
-        self.num_seeds = num_seeds
-        self.init = jax.jit(jax.vmap(agent.init, in_axes=(0, None)))
+    def __init__(self, agent, axis: RunAxis):
+        self.agent, self.axis = agent, axis
+        sharded = axis.sharding
+        self.init = jax.jit(jax.vmap(agent.init), out_shardings=sharded)
         # The run state is donated: the replay buffers are updated in place, never copied per chunk.
-        self.interact = jax.jit(jax.vmap(agent.interact, in_axes=(0, 0, None, None)), static_argnums=3,
-                                donate_argnums=0)
-        self.evaluate = jax.jit(jax.vmap(agent.evaluate, in_axes=(0, 0, None)))
-        self.saved_params = jax.jit(jax.vmap(agent.saved_params))
+        self.interact = jax.jit(jax.vmap(agent.interact, in_axes=(0, 0, 0, None)), static_argnums=3,
+                                donate_argnums=0, out_shardings=sharded)
+        self.evaluate = jax.jit(jax.vmap(agent.evaluate), out_shardings=sharded)
+        self.saved_params = jax.jit(jax.vmap(agent.saved_params), out_shardings=sharded)
 
-    def abstract_state(self, keys):
-        return jax.eval_shape(self.init, keys, self.agent.hparams)
+    def abstract_state(self, keys, hparams):
+        return jax.eval_shape(self.init, keys, hparams)
 
 
 _COMPILED_CACHE: dict = {}
 
 
-def compiled_run(config: dict, make_agent) -> CompiledRun:
-    """One CompiledRun per (agent, config minus seed) in this process, so repeated runs reuse the compiled programs."""
-    cache_key = (make_agent, json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True))
+def compiled_run(config: dict, make_agent, devices=None) -> CompiledRun:
+    """One CompiledRun per (agent, static config, run axis, devices) in this process, so repeated runs reuse the
+    compiled programs: configs that differ only in seed or in hyperparameters the agent takes as hparams
+    (the sweepable keys) share one."""
+    axis = RunAxis(len(config.get("sweep") or [None]), config["num_seeds"], devices, swept=bool(config.get("sweep")))
+    dynamic = set(config_lib.SWEEPABLE_KEYS[config["agent_type"]]) | {"seed", "sweep"}
+    static = {k: v for k, v in config.items() if k not in dynamic}
+    cache_key = (make_agent, json.dumps(static, sort_keys=True), axis.num_points, axis.swept,
+                 tuple(str(d) for d in axis.devices))
     if cache_key not in _COMPILED_CACHE:
         env, env_params = envs.make(config["environment"], **config["env_config"])
-        _COMPILED_CACHE[cache_key] = CompiledRun(make_agent(config, env, env_params), config["num_seeds"])
+        _COMPILED_CACHE[cache_key] = CompiledRun(make_agent(config, env, env_params), axis)
     return _COMPILED_CACHE[cache_key]
+
+
+def stacked_hyperparams(config: dict, make_agent, axis: RunAxis):
+    """Every run's hparams as host arrays with a leading num_runs axis: each grid point's values, repeated per seed.
+
+    A point's hparams are those of the agent its own config (the base with the point's values) makes, so
+    they come from the agent's own reading of the config."""
+    env, env_params = envs.make(config["environment"], **config["env_config"])
+    per_point = [make_agent({**config, **point}, env, env_params).hparams for point in (config.get("sweep") or [{}])]
+    as_arrays = [jax.tree.map(lambda x: np.asarray(jnp.asarray(x)), hp) for hp in per_point]  # jax's dtypes
+    return jax.tree.map(lambda *xs: np.repeat(np.stack(xs), axis.num_seeds, axis=0), *as_arrays)
 
 
 class SeedKeys:
@@ -106,10 +169,101 @@ class SeedKeys:
         return jax.random.split(jax.random.fold_in(self._eval_key, index), self.num_seeds)
 
 
+class Runs:
+    """What the host loop drives: the compiled functions and every run's hparams and keys, on the devices."""
+
+    def __init__(self, config: dict, make_agent, seed: int, devices=None):
+        self.compiled = compiled_run(config, make_agent, devices)
+        self.axis = self.compiled.axis
+        self.seed_keys = SeedKeys(seed, config["num_seeds"])
+        self.hparams = self.axis.place(stacked_hyperparams(config, make_agent, self.axis))
+
+    def init_keys(self):
+        return self.axis.place(self.axis.per_run(self.seed_keys.init))
+
+    def chunk_keys(self, index: int):
+        return self.axis.place(self.axis.per_run(self.seed_keys.chunk(index)))
+
+    def evaluation_keys(self, index: int):
+        return self.axis.place(self.axis.per_run(self.seed_keys.evaluation(index)))
+
+    def init(self):
+        return self.compiled.init(self.init_keys(), self.hparams)
+
+    def abstract_state(self):
+        return self.compiled.abstract_state(self.init_keys(), self.hparams)
+
+    def interact(self, state, index: int, train: bool):
+        return self.compiled.interact(state, self.chunk_keys(index), self.hparams, train)
+
+    def evaluate(self, state, index: int):
+        return self.compiled.evaluate(state, self.evaluation_keys(index), self.hparams)
+
+
 def per_seed_params(tree, num_seeds: int) -> list:
     """Stacked (S, ...) parameter pytree -> list of S nested dicts of numpy arrays (the paper's layout)."""
     host = jax.tree.map(np.asarray, tree)
     return [jax.tree.map(lambda x, i=i: x[i], host) for i in range(num_seeds)]
+
+
+# --- memory, checked before the state is allocated ---------------------------------------------------
+
+MEMORY_HEADROOM = 0.9  # the state may fill this fraction of free memory; XLA needs the rest for temporaries
+
+
+def tree_bytes(tree) -> int:
+    return sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(tree))
+
+
+def free_memory(device) -> tuple[int, bool]:
+    """(bytes free, whether that is per device): an accelerator's own memory, else the host's available memory,
+    which all (simulated) CPU devices share."""
+    try:
+        stats = device.memory_stats()
+    except Exception:  # backends without memory statistics
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return stats["bytes_limit"] - stats.get("bytes_in_use", 0), True
+    with open("/proc/meminfo") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["MemAvailable"].split()[0]) * 1024, False
+
+
+def _gib(num_bytes) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1 (up to GiB)."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if num_bytes >= size:
+            return f"{num_bytes / size:.2f} {unit}"
+    return f"{num_bytes:.0f} B"
+
+
+def check_memory(abstract_state, axis: RunAxis, config: dict, free=None) -> str:
+    """The run's memory estimate as one line, or RunError with the options when the state would not fit.
+
+    The state (replay buffers dominate) is what stays allocated; `free` is (bytes, per_device), measured
+    on this host's first device when not given."""
+    total, replay = tree_bytes(abstract_state), tree_bytes(getattr(abstract_state, "replay", ()))
+    free_bytes, per_device = free if free is not None else free_memory(jax.local_devices()[0])
+    num_devices = len(axis.devices)
+    need = total / num_devices if per_device else total
+    where = f"per device ({num_devices} {axis.devices[0].platform} devices)" if per_device else "of host memory"
+    runs = (f"{axis.num_points} points x {axis.num_seeds} seeds" if axis.swept else f"{axis.num_seeds} seeds") + \
+        (f" (+{axis.padded - axis.num_runs} padding runs)" if axis.padded > axis.num_runs else "")
+    per_transition = replay / max(axis.padded * config["buffer_size"], 1)
+    line = (f"estimated memory {_gib(need)} {where} for {runs}: replay buffers {_gib(replay)} "
+            f"({config['buffer_size']} transitions x {per_transition:.0f} B per run), other state {_gib(total - replay)}; "
+            f"{_gib(free_bytes)} free")
+    if need <= MEMORY_HEADROOM * free_bytes:
+        return line
+    per_run = total / axis.padded
+    fitting = int(MEMORY_HEADROOM * free_bytes * (num_devices if per_device else 1) // per_run)
+    options = [f"fewer seeds or grid points per process (at most {fitting} runs fit)"]
+    stored_obs = getattr(getattr(getattr(abstract_state, "replay", None), "items", None), "obs", None)
+    if "replay_obs_dtype" in config and stored_obs is not None and np.dtype(stored_obs.dtype).itemsize > 1:
+        options.append(f"replay_obs_dtype 'uint8' or 'bool' (observations are stored as {np.dtype(stored_obs.dtype)}; "
+                       f"lossless for 0/1 or small-integer observations)")
+    options.append("a smaller buffer_size")
+    raise RunError(f"this run would not fit: {line}; options: {'; '.join(options)}")
 
 
 class _StopRequest:
@@ -139,8 +293,9 @@ class Interrupted(Exception):
 
 
 def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, overwrite: bool = False,
-        progress: bool = True, stop_after_chunks: int | None = None) -> dict:
-    """Train config['num_seeds'] seeds and write <output>.out / .params; returns the .out contents.
+        progress: bool = True, stop_after_chunks: int | None = None, devices=None) -> dict:
+    """Train config['num_seeds'] seeds (of every point of config['sweep']) and write <output>.out / .params;
+    returns the .out contents. devices: those to shard the runs across (default: all of them).
 
     stop_after_chunks stops (after checkpointing) once that many chunks ran in this call; tests use it
     to simulate a kill at a chunk boundary.
@@ -160,15 +315,16 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     num_seeds, chunk_length = config["num_seeds"], config["eval_frequency"]
     num_chunks = config["num_steps"] // chunk_length
 
-    compiled = compiled_run(config, make_agent)
-    agent = compiled.agent
-    keys = SeedKeys(seed, num_seeds)
+    runs = Runs(config, make_agent, seed, devices)
+    axis = runs.axis
+    abstract = runs.abstract_state()
+    print(check_memory(abstract, axis, config), file=sys.stderr)  # before anything is allocated
 
     if resuming:
-        state, loop = _restore(outputs.checkpoint, compiled, keys, config)
+        state, loop = _restore(outputs.checkpoint, runs, abstract, config)
     else:
-        state, loop = compiled.init(keys.init, agent.hparams), Progress()
-        if overwrite:
+        state, loop = runs.init(), Progress()
+        if overwrite and _writes_files():
             for path in existing:
                 os.remove(path)
 
@@ -179,30 +335,30 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
         for index in range(loop.next_chunk, num_chunks):
             time_step = index * chunk_length
             if config["save_params"] and loop.since_params_save >= config["save_frequency"]:
-                _write_params(outputs, compiled, state, num_seeds)
-                _write_out(outputs, config, loop, complete=False)
+                _write_params(outputs, runs, state)
+                _write_out(outputs, config, axis, loop, complete=False)
                 loop.since_params_save = 0
             if config["checkpoint_frequency"] and loop.since_checkpoint >= config["checkpoint_frequency"]:
-                _checkpoint(outputs, state, loop, config)
+                _checkpoint(outputs, axis, state, loop, config)
                 loop.since_checkpoint = 0
             if stop.requested or (stop_after_chunks is not None and chunks_this_call >= stop_after_chunks):
-                _checkpoint(outputs, state, loop, config)
+                _checkpoint(outputs, axis, state, loop, config)
                 bar.close()
                 raise Interrupted(f"stopped before step {time_step}; run again with --resume to continue")
 
             train = time_step >= config["training_start_time"]
-            state, train_metrics = compiled.interact(state, keys.chunk(index), agent.hparams, train)
-            eval_metrics = compiled.evaluate(state, keys.evaluation(index), agent.hparams)
-            reward_rates = np.asarray(eval_metrics["reward_rate"])
+            state, train_metrics = runs.interact(state, index, train)
+            train_metrics = axis.fetch(train_metrics)
+            reward_rates = axis.fetch(runs.evaluate(state, index)["reward_rate"])
 
             eval_time = time_step + chunk_length if config["fix_eval_time_label"] else time_step
-            _append(loop.metrics, "reward_rates", reward_rates)
+            _append(loop.metrics, "reward_rates", axis.grid(reward_rates))
             _append(loop.metrics, "eval_times", np.int64(eval_time))
-            for name, value in train_metrics.items():  # per-seed chunk metrics; episode_* are per-step records
+            for name, value in train_metrics.items():  # per-run chunk metrics; episode_* are per-step records
                 if not name.startswith("episode_"):
-                    _append(loop.metrics, name, np.asarray(value))
+                    _append(loop.metrics, name, axis.grid(value))
             if config["log_episodes"] and "episode_ended" in train_metrics:
-                _record_episodes(loop.episodes, train_metrics, time_step)
+                _record_episodes(loop.episodes, train_metrics, time_step, num_seeds)
             loop.next_chunk = index + 1
             loop.since_params_save += chunk_length
             loop.since_checkpoint += chunk_length
@@ -213,88 +369,108 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
 
     wall = time.time() - started
     loop_meta = {"wall_seconds": wall, "steps_this_call": chunks_this_call * chunk_length}
-    result = _write_out(outputs, config, loop, complete=True, extra_meta=loop_meta)
+    result = _write_out(outputs, config, axis, loop, complete=True, extra_meta=loop_meta)
     if config["save_params"]:
-        _write_params(outputs, compiled, state, num_seeds)
-    if os.path.exists(outputs.checkpoint):
+        _write_params(outputs, runs, state)
+    if _writes_files() and os.path.exists(outputs.checkpoint):
         os.remove(outputs.checkpoint)
     return result
+
+
+def _writes_files() -> bool:
+    """Only the first host writes files in a multi-host run (every host holds the gathered results)."""
+    return jax.process_index() == 0
 
 
 def _append(metrics: dict, name: str, value) -> None:
     metrics.setdefault(name, []).append(value)
 
 
-EPISODE_FIELDS = {"seed": np.int32, "return": np.float32, "length": np.int32, "end_step": np.int64}
+EPISODE_FIELDS = {"seed": np.int32, "point": np.int32, "return": np.float32, "length": np.int32, "end_step": np.int64}
 
 
-def _record_episodes(episodes: dict, train_metrics: dict, chunk_start: int) -> None:
-    """Append every training episode that ended in this chunk: its seed, return, length and end step.
+def _record_episodes(episodes: dict, train_metrics: dict, chunk_start: int, num_seeds: int) -> None:
+    """Append every training episode that ended in this chunk: its seed, grid point, return, length and end step.
 
-    The agent reports, per seed and step, whether an episode ended there and the return and length it
-    had; end_step counts environment steps of that seed, the ending step included.
+    The agent reports, per run and step, whether an episode ended there and the return and length it
+    had; end_step counts environment steps of that run, the ending step included.
     """
-    ended = np.asarray(train_metrics["episode_ended"])  # (num_seeds, chunk_length)
-    seeds, steps = np.nonzero(ended)
-    values = {"seed": seeds, "return": np.asarray(train_metrics["episode_return"])[seeds, steps],
-              "length": np.asarray(train_metrics["episode_length"])[seeds, steps], "end_step": chunk_start + steps + 1}
+    ended = np.asarray(train_metrics["episode_ended"])  # (num_runs, chunk_length)
+    runs, steps = np.nonzero(ended)
+    values = {"seed": runs % num_seeds, "point": runs // num_seeds,
+              "return": np.asarray(train_metrics["episode_return"])[runs, steps],
+              "length": np.asarray(train_metrics["episode_length"])[runs, steps], "end_step": chunk_start + steps + 1}
     for name, dtype in EPISODE_FIELDS.items():
         _append(episodes, name, values[name].astype(dtype))
 
 
 def episode_table(episodes: dict) -> dict:
-    """The recorded episodes as flat arrays (one entry per episode, in order of end step within each seed)."""
+    """The recorded episodes as flat arrays (one entry per episode, in order of end step within each run)."""
     return {name: np.concatenate(episodes[name]) if episodes.get(name) else np.zeros(0, dtype)
             for name, dtype in EPISODE_FIELDS.items()}
 
 
-def first_step_reaching(table: dict, num_seeds: int, target: float, window: int = 100) -> np.ndarray:
-    """Per seed, the end step of the first episode at which the mean return of its last `window` training
-    episodes reached `target` (defined once `window` episodes have finished); -1 where it never did."""
-    first = np.full(num_seeds, -1, np.int64)
-    for seed in range(num_seeds):
-        mine = table["seed"] == seed
+def first_step_reaching(table: dict, num_seeds: int, target: float, window: int = 100,
+                        num_points: int = 1) -> np.ndarray:
+    """Per run (point-major: run = point * num_seeds + seed), the end step of the first episode at which the mean
+    return of its last `window` training episodes reached `target` (defined once `window` episodes have
+    finished); -1 where it never did."""
+    first = np.full(num_points * num_seeds, -1, np.int64)
+    points = table.get("point", np.zeros_like(table["seed"]))
+    for run in range(num_points * num_seeds):
+        mine = (points == run // num_seeds) & (table["seed"] == run % num_seeds)
         returns, end_steps = table["return"][mine].astype(np.float64), table["end_step"][mine]
         if len(returns) < window:
             continue
         rolling = np.convolve(returns, np.full(window, 1.0 / window), mode="valid")  # rolling[k]: episodes k..k+window-1
         reached = np.nonzero(rolling >= target - 1e-9)[0]
         if len(reached):
-            first[seed] = end_steps[reached[0] + window - 1]
+            first[run] = end_steps[reached[0] + window - 1]
     return first
 
 
-def _write_params(outputs: Outputs, compiled: CompiledRun, state, num_seeds: int) -> None:
-    saved = compiled.saved_params(state)
-    files.save_pickle(outputs.params, {name: per_seed_params(tree, num_seeds) for name, tree in saved.items()})
+def _write_params(outputs: Outputs, runs: Runs, state) -> None:
+    """{name: [per-seed pytrees]}, or in a sweep {name: [[per-seed pytrees] per grid point]}."""
+    axis = runs.axis
+    saved = axis.fetch(runs.compiled.saved_params(state))
+    by_run = {name: per_seed_params(tree, axis.num_runs) for name, tree in saved.items()}
+    if axis.swept:
+        by_run = {name: [trees[p * axis.num_seeds:(p + 1) * axis.num_seeds] for p in range(axis.num_points)]
+                  for name, trees in by_run.items()}
+    if _writes_files():
+        files.save_pickle(outputs.params, by_run)
 
 
-def _write_out(outputs: Outputs, config: dict, loop: Progress, complete: bool, extra_meta=None) -> dict:
+def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, complete: bool, extra_meta=None) -> dict:
     metrics = {name: np.stack(values) for name, values in loop.metrics.items()}
-    extra = {}
+    extra = {"grid": [dict(point) for point in config["sweep"]]} if axis.swept else {}
     if config.get("log_episodes"):
         extra["episodes"] = episode_table(loop.episodes)
         if config.get("target_score") is not None:
-            extra["target_reached_step"] = first_step_reaching(extra["episodes"], config["num_seeds"],
-                                                               config["target_score"])
+            extra["target_reached_step"] = axis.grid(first_step_reaching(
+                extra["episodes"], axis.num_seeds, config["target_score"], num_points=axis.num_points))
     meta = {"complete": complete, "chunks_done": loop.next_chunk, "jax_version": jax.__version__,
-            "backend": jax.default_backend(), "devices": [str(d) for d in jax.local_devices()], **(extra_meta or {})}
+            "backend": jax.default_backend(), "devices": [str(d) for d in axis.devices],
+            "num_processes": jax.process_count(), **(extra_meta or {})}
     result = {"config": dict(config), "metrics": metrics, **extra, "meta": meta}
-    files.save_pickle(outputs.out, result)
+    if _writes_files():
+        files.save_pickle(outputs.out, result)
     return result
 
 
-def _checkpoint(outputs: Outputs, state, loop: Progress, config: dict) -> None:
-    leaves = jax.tree.leaves(state)
+def _checkpoint(outputs: Outputs, axis: RunAxis, state, loop: Progress, config: dict) -> None:
+    """The real runs' state (no padding, so a run may resume on another number of devices) and the host loop."""
+    leaves = axis.fetch(jax.tree.leaves(state))
     arrays = {name: np.stack(values) for name, values in loop.metrics.items()}
     arrays.update({EPISODE_PREFIX + name: values for name, values in episode_table(loop.episodes).items()})
     meta = {"format": CHECKPOINT_FORMAT, "config_digest": config_digest(config), "config": config,
             "next_chunk": loop.next_chunk, "since_params_save": loop.since_params_save,
             "since_checkpoint": loop.since_checkpoint, "num_leaves": len(leaves)}
-    files.save_checkpoint(outputs.checkpoint, leaves, arrays, meta)
+    if _writes_files():
+        files.save_checkpoint(outputs.checkpoint, leaves, arrays, meta)
 
 
-def _restore(path: str, compiled: CompiledRun, keys: SeedKeys, config: dict):
+def _restore(path: str, runs: Runs, abstract, config: dict):
     leaves, arrays, meta = files.load_checkpoint(path)
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise RunError(f"checkpoint '{path}' has format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
@@ -303,11 +479,12 @@ def _restore(path: str, compiled: CompiledRun, keys: SeedKeys, config: dict):
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         raise RunError(f"checkpoint '{path}' was written with a different config (changed: {', '.join(changed)}); "
                        f"resume with the same config and --seed, or start again with --overwrite")
-    abstract = compiled.abstract_state(keys.init)
     expected, treedef = jax.tree.flatten(abstract)
-    if len(leaves) != len(expected) or any(a.shape != e.shape or a.dtype != e.dtype for a, e in zip(leaves, expected)):
+    num_runs = runs.axis.num_runs
+    if len(leaves) != len(expected) or any(a.shape != (num_runs,) + e.shape[1:] or a.dtype != e.dtype
+                                           for a, e in zip(leaves, expected)):
         raise RunError(f"checkpoint '{path}' does not match this agent's state; start again with --overwrite")
-    state = jax.tree.unflatten(treedef, [jnp.asarray(leaf) for leaf in leaves])
+    state = jax.tree.unflatten(treedef, runs.axis.place(leaves))
     loop = Progress(next_chunk=meta["next_chunk"], since_params_save=meta["since_params_save"],
                     since_checkpoint=meta["since_checkpoint"],
                     metrics={name: list(values) for name, values in arrays.items()

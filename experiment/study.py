@@ -19,6 +19,18 @@ AGENTS = {
 ENVIRONMENTS = ("ProcMaze", "ButtonGrid", "PanFlute")
 REGIMES = ("high", "low")  # high: 1M steps, 1 update each; low: 100k steps, 10 updates each
 
+# The paper's grid search: step sizes doubling from 3.125e-6 to 1.6e-3, softmax temperatures doubling from
+# 0.0125 to 12.8 (110 points); the step size is alpha_adam for ER and the perfect model, Q_alpha for the others.
+STEP_SIZES = [3.125e-6 * 2**i for i in range(10)]
+TEMPERATURES = [0.0125 * 2**i for i in range(11)]
+STEP_SIZE_KEY = {"ER": "alpha_adam", "perfect_model": "alpha_adam", "simple_model": "Q_alpha",
+                 "categorical_latent_model": "Q_alpha", "gaussian_latent_model": "Q_alpha"}
+
+
+def grid_search_sweep(agent: str) -> dict:
+    """The 'sweep' block of a cell's grid search."""
+    return {STEP_SIZE_KEY[agent]: STEP_SIZES, "softmax_temp": TEMPERATURES}
+
 
 def cell_name(agent: str, environment: str, regime: str) -> str:
     for value, known in ((agent, AGENTS), (environment, ENVIRONMENTS), (regime, REGIMES)):

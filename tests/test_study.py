@@ -33,6 +33,23 @@ def test_dry_run_prints_one_resumable_command_per_cell(capsys):
     assert "train_latent_model_DQN.py" in next(l for l in lines if "] gaussian_latent_model_PanFlute_low_data:" in l)
 
 
+def test_grid_search_is_one_sweep_process_per_cell(tmp_path, capsys):
+    """--grid-search: per cell, the cell's config plus the paper's 10 step sizes x 11 temperatures as one sweep."""
+    assert run_study.main(["--dry-run", "--grid-search", "--environments", "ProcMaze", "--regimes", "high",
+                           "--num-seeds", "2", "--output-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and all("_grid" in line for line in lines)
+    for agent, step_key in (("ER", "alpha_adam"), ("simple_model", "Q_alpha"), ("gaussian_latent_model", "Q_alpha")):
+        path = tmp_path / "configs" / f"{agent}_grid.json"
+        config = validate(AGENT_TYPES[agent], load_json(str(path)))
+        assert len(config["sweep"]) == 110 and config["num_seeds"] == 2
+        assert config["sweep"][0] == {step_key: 3.125e-6, "softmax_temp": 0.0125}
+        assert config["sweep"][-1] == {step_key: 1.6e-3, "softmax_temp": 12.8}
+        # The published cell's tuned point is on the grid.
+        published = load_json(study.config_path(agent, "ProcMaze", "high"))
+        assert {step_key: published[step_key], "softmax_temp": published["softmax_temp"]} in config["sweep"]
+
+
 def test_plot_study_draws_the_cells_it_finds(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for agent in ("ER", "perfect_model"):
