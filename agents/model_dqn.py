@@ -27,7 +27,8 @@ from agents.components import distributions as dist
 from agents.components.agent import Agent
 from agents.components.exploration import behaviour_action
 from agents.components.interaction import interaction_chunk, make_greedy_evaluation, refreshed_target
-from agents.components.networks import ACTIVATIONS, MLP, q_network
+from agents.components.networks import (ACTIVATIONS, MLP, linear_on_hot_rows, mlp_forward_saving, mlp_layers,
+                                        mlp_parameter_gradients, q_network)
 from agents.components.optimizers import adamw
 from agents.components.replay import make_replay_buffer
 from agents import dqn
@@ -43,6 +44,7 @@ STD_ACTIVATIONS = {"softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid,
                    "sigmoid2": lambda x: 2.0 * jax.nn.sigmoid(x / 2.0)}
 MIN_STD = 1e-6  # every learned std is clipped below here
 ONE_HOT_IMAGINATION = True  # categorical latents imagined as class indices (benchmarks switch it off to compare)
+REUSE_IMAGINED_Q_FORWARD = True  # the Q step reuses Q's forward pass from the rollouts (benchmarks switch it off)
 
 
 @struct.dataclass
@@ -97,6 +99,8 @@ class ImaginedBatch:
     next_inputs: jax.Array
     continuation: jax.Array  # predicted P(continue) (perfect: 1 - true terminal); scales the bootstrap
     weight: jax.Array  # product of the earlier continuations in the rollout (or 1)
+    q_forward: Any = None  # SavedForward of online Q on `inputs`, when the imagination kept it for the Q step
+    next_hot_rows: Any = None  # with q_forward on one-hot latents: the indices of the ones of next_inputs
 
 
 @struct.dataclass
@@ -114,13 +118,37 @@ class ModelDQNState:
     episode_length: jax.Array
 
 
+def _flat_batch_and_targets(q_apply, params, target_params, imagined: ImaginedBatch, gamma, double_dqn: bool):
+    """The imagined batch flattened to B*H rows and its targets r + gamma * c * V_target(x') (no gradient)."""
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), imagined)
+    next_value = bootstrap_value(q_apply, params, target_params, flat.next_inputs, double_dqn)
+    return flat, jax.lax.stop_gradient(flat.reward + gamma * flat.continuation * next_value)
+
+
 def imagined_q_loss(q_apply, params, target_params, imagined: ImaginedBatch, gamma, double_dqn: bool):
     """mean over all B*H of w * (Q(x)[a] - (r + gamma * c * V_target(x')))^2, zero-weight rows in the count
     (quirk Q11: no 1/2, no renormalisation by the weights)."""
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), imagined)
-    next_value = bootstrap_value(q_apply, params, target_params, flat.next_inputs, double_dqn)
-    target = jax.lax.stop_gradient(flat.reward + gamma * flat.continuation * next_value)
+    flat, target = _flat_batch_and_targets(q_apply, params, target_params, imagined, gamma, double_dqn)
     return jnp.mean(flat.weight * (q_taken(q_apply, params, flat.inputs, flat.action) - target) ** 2)
+
+
+def imagined_q_loss_and_grads(q_apply, params, target_params, imagined: ImaginedBatch, gamma, double_dqn: bool,
+                              activation: str):
+    """imagined_q_loss and its gradient, with Q(x) taken from the forward pass the rollouts kept
+    (imagined.q_forward: Q's params do not change between the rollouts and the Q step) instead of recomputed:
+    jax.value_and_grad(imagined_q_loss) up to float rounding, one forward pass of Q on B*H inputs fewer.
+    One-hot latents (imagined.next_hot_rows set) also bootstrap on hot rows, never on the dense inputs."""
+    if imagined.next_hot_rows is not None:
+        def q_apply(p, rows):
+            return mlp_forward_saving(p, rows, activation, hot_rows=True).output
+        imagined = imagined.replace(next_inputs=imagined.next_hot_rows)
+    flat, target = _flat_batch_and_targets(q_apply, params, target_params, imagined, gamma, double_dqn)
+    q_values = flat.q_forward.output
+    error = jnp.take_along_axis(q_values, flat.action[:, None], axis=-1)[:, 0] - target
+    d_taken = 2.0 * flat.weight * error / error.shape[0]  # d mean(w * error^2) / d Q(x)[a]
+    d_q_values = jax.nn.one_hot(flat.action, q_values.shape[-1], dtype=q_values.dtype) * d_taken[:, None]
+    grads = mlp_parameter_gradients(params, flat.q_forward, d_q_values, activation)
+    return jnp.mean(flat.weight * error ** 2), grads
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -142,6 +170,7 @@ class WorldModel(NamedTuple):
     loss_terms: tuple  # names of the logged loss terms besides 'model_loss'
     stores_env_states: bool = False
     imagined_q: Callable | None = None  # Q on an imagined x without building q_input(x) (one-hot latents)
+    q_hot_rows: Callable | None = None  # x -> the indices of the ones of q_input(x), with imagined_q
 
 
 def _net(output_size, config, name, squeeze=False) -> hk.Transformed:
@@ -166,13 +195,9 @@ def mlp_on_one_hot(module_params: dict, hot_rows, activation: str):
     Equal to the dense forward pass up to float rounding; for the categorical latent's 1029-wide inputs
     (32 one-hot groups of 32, plus the action) it replaces most of the imagination's arithmetic.
     """
-    def layer_index(name):
-        suffix = name.rsplit("/", 1)[1]
-        return 0 if suffix == "linear" else int(suffix.rsplit("_", 1)[1])
-
-    layers = [module_params[name] for name in sorted(module_params, key=layer_index)]
+    layers = mlp_layers(module_params)
     act = ACTIVATIONS[activation]
-    x = jnp.sum(layers[0]["w"][hot_rows], axis=0) + layers[0]["b"]
+    x = linear_on_hot_rows(layers[0], hot_rows)
     for layer in layers[1:]:
         x = act(x) @ layer["w"] + layer["b"]
     return x
@@ -368,19 +393,25 @@ def latent_model(config, num_actions: int, obs_size: int, one_hot_imagination: b
     def one_hot_latent(latent_classes):
         return jax.nn.one_hot(latent_classes, classes, dtype=jnp.float32).reshape(-1)
 
+    def q_hot_rows(latent_classes):
+        return latent_classes + group_offsets
+
     def imagined_q(q_params, latent_classes):
-        return mlp_on_one_hot(q_params, latent_classes + group_offsets, config["activation"])
+        return mlp_on_one_hot(q_params, q_hot_rows(latent_classes), config["activation"])
 
     return WorldModel(init=init, loss=loss, start=start_classes, step=step_classes, q_input=one_hot_latent,
-                      act_input=encoded_sample, input_size=latent_size, loss_terms=loss_terms, imagined_q=imagined_q)
+                      act_input=encoded_sample, input_size=latent_size, loss_terms=loss_terms, imagined_q=imagined_q,
+                      q_hot_rows=q_hot_rows)
 
 
-def make_imagination(world: WorldModel, q_apply, strategy: str, rollout_length: int, weights_follow_continuations: bool):
+def make_imagination(world: WorldModel, q_apply, strategy: str, rollout_length: int, weights_follow_continuations: bool,
+                     keep_q_forward_activation: str | None = None):
     """imagine(model_params, q_params, starts, key, hp) -> ImaginedBatch with leading axes (B, H).
 
     From each start, H steps: act by the behaviour policy (strategy, with hp's temperature or epsilon) on
     the online Q, then the model's reward, continuation and next input. Weights: w_0 = 1 and
-    w_k = w_(k-1) * c_(k-1) when weights_follow_continuations, else 1.
+    w_k = w_(k-1) * c_(k-1) when weights_follow_continuations, else 1. With keep_q_forward_activation (Q's
+    activation; Q a plain MLP), Q's forward pass is kept in ImaginedBatch.q_forward for the Q step.
     """
 
     def imagine(model_params, q_params, starts, key, hp) -> ImaginedBatch:
@@ -394,17 +425,25 @@ def make_imagination(world: WorldModel, q_apply, strategy: str, rollout_length: 
                 weight = weight * previous_continuation
             action_key, model_key = jax.random.split(step_key)
             inputs = jax.vmap(world.q_input)(x)
-            if world.imagined_q is None:
-                q_values = q_apply(q_params, inputs)
-            else:
+            q_forward = next_hot_rows = None
+            if keep_q_forward_activation is not None:
+                one_hot = world.q_hot_rows is not None
+                q_rows = jax.vmap(world.q_hot_rows)(x) if one_hot else inputs.astype(jnp.float32)
+                q_forward = mlp_forward_saving(q_params, q_rows, keep_q_forward_activation, hot_rows=one_hot)
+                q_values = q_forward.output
+            elif world.imagined_q is not None:
                 q_values = jax.vmap(world.imagined_q, in_axes=(None, 0))(q_params, x)
+            else:
+                q_values = q_apply(q_params, inputs)
             actions = jax.vmap(behaviour_action, in_axes=(None, 0, 0, None, None))(
                 strategy, jax.random.split(action_key, num_starts), q_values, hp.softmax_temp, hp.epsilon)
             reward, continuation, next_x = jax.vmap(world.step, in_axes=(None, 0, 0, 0))(
                 model_params, x, actions, jax.random.split(model_key, num_starts))
+            if q_forward is not None and world.q_hot_rows is not None:
+                next_hot_rows = jax.vmap(world.q_hot_rows)(next_x)
             imagined = ImaginedBatch(inputs=inputs, action=actions, reward=reward,
                                      next_inputs=jax.vmap(world.q_input)(next_x), continuation=continuation,
-                                     weight=weight)
+                                     weight=weight, q_forward=q_forward, next_hot_rows=next_hot_rows)
             return (next_x, weight, continuation), imagined
 
         ones = jnp.ones(num_starts, jnp.float32)
@@ -449,7 +488,11 @@ def make(config, env, env_params) -> Agent:
     strategy, use_target, double_dqn = config["exploration_strat"], config["use_target"], uses_double_dqn(config)
     # Perfect model: weights always follow the true terminals; learned models only on episodic tasks.
     weights_follow_continuations = world.stores_env_states or config["episodic_env"]
-    imagine = make_imagination(world, q_net.apply, strategy, rollout_length, weights_follow_continuations)
+    # Q's forward pass on the imagined inputs is computed once, in the rollouts, and reused by the Q step (one-hot
+    # latents: on their hot rows, forward and backward, never on the 1024-wide dense inputs).
+    reuse_q_forward = REUSE_IMAGINED_Q_FORWARD and (world.imagined_q is None or world.q_hot_rows is not None)
+    imagine = make_imagination(world, q_net.apply, strategy, rollout_length, weights_follow_continuations,
+                               keep_q_forward_activation=config["activation"] if reuse_q_forward else None)
     updates_per_step, chunk_length = config["updates_per_step"], config["eval_frequency"]
     learn_metric_names = ("q_loss",) + (("model_loss",) + world.loss_terms if world.loss is not None else ())
 
@@ -498,7 +541,11 @@ def make(config, env, env_params) -> Agent:
                 starts = batch if world.stores_env_states else batch.obs
             imagined = imagine(model_params, q_params, starts, rollout_key, hp)
             # 3. the Q step on imagined data only
-            loss, grads = jax.value_and_grad(q_loss)(q_params, imagined)
+            if reuse_q_forward:
+                loss, grads = imagined_q_loss_and_grads(q_net.apply, q_params, target_params, imagined, hp.gamma,
+                                                        double_dqn, config["activation"])
+            else:
+                loss, grads = jax.value_and_grad(q_loss)(q_params, imagined)
             q_params, q_opt_state = gradient_step(q_params, q_opt_state, grads, hp.q_learning_rate, hp)
             return (q_params, q_opt_state, model_params, model_opt_state), {"q_loss": loss, **metrics}
 

@@ -74,24 +74,26 @@ def cpu_name() -> str:
 @contextlib.contextmanager
 def paper_style_computation():
     """Build agents as the paper code computes: gymnax's per-step reset inside the scan, jax.nn.elu (expm1),
-    categorical latents drawn with K Gumbel draws per group and imagined through dense first layers.
+    categorical latents drawn with K Gumbel draws per group and imagined through dense first layers, and the
+    model agents' Q step recomputing Q's forward pass on the imagined inputs.
 
     The baseline for the in-run ratio: the same algorithm and the same law up to float rounding, without
     seedsuite's computational changes (resets drawn before the scan, ELU through exp, inverse-CDF
-    categorical draws, one-hot imagination as row sums).
+    categorical draws, one-hot imagination as row sums, the rollouts' Q forward pass reused by the Q step).
     """
     saved = (interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"],
-             distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION)
+             distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION, model_dqn.REUSE_IMAGINED_Q_FORWARD)
     interaction.presample_resets = lambda env, keys, params: (keys, keys)
     interaction.step_with_reset = lambda env, key, state, action, params, reset: env.step(key, state, action, params)
     networks.ACTIVATIONS["elu"] = jax.nn.elu
     distributions.sample_categorical = jax.random.categorical  # Gumbel draws, K per latent group
     model_dqn.ONE_HOT_IMAGINATION = False  # dense first layers on the straight-through latents
+    model_dqn.REUSE_IMAGINED_Q_FORWARD = False  # the Q step computes Q(x) again
     try:
         yield
     finally:
         (interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"],
-         distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION) = saved
+         distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION, model_dqn.REUSE_IMAGINED_Q_FORWARD) = saved
 
 
 class Variant:

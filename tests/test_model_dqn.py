@@ -111,7 +111,7 @@ def test_imagined_q_loss_with_soft_continuation_matches_numpy(double):
         inputs=rng.normal(size=(B, H, D)).astype(np.float32), action=rng.integers(0, A, (B, H)).astype(np.int32),
         reward=rng.normal(size=(B, H)).astype(np.float32), next_inputs=rng.normal(size=(B, H, D)).astype(np.float32),
         continuation=rng.uniform(size=(B, H)).astype(np.float32), weight=rng.uniform(size=(B, H)).astype(np.float32))
-    flat = {k: np.asarray(v).reshape((B * H,) + np.shape(v)[2:]) for k, v in vars(imagined).items()}
+    flat = {k: np.asarray(v).reshape((B * H,) + np.shape(v)[2:]) for k, v in vars(imagined).items() if v is not None}
     q = flat["inputs"] @ params["w"] + params["b"]
     next_target = flat["next_inputs"] @ target["w"] + target["b"]
     if double:
@@ -122,6 +122,35 @@ def test_imagined_q_loss_with_soft_continuation_matches_numpy(double):
     expected = np.mean(flat["weight"] * (q[np.arange(B * H), flat["action"]] - y) ** 2)  # over all B*H, no 1/2
     loss = model_dqn.imagined_q_loss(tiny_q, params, target, jax.tree.map(jnp.asarray, imagined), 0.9, double)
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("agent_type, double, changes", [  # every dense-input agent takes the simple model's path
+    ("simple_model", True, {}),
+    ("latent_model", True, {"latent_type": "categorical", "num_features": 6, "feature_width": 4, "min_std": 0.0})])
+def test_q_step_from_the_rollouts_forward_pass_equals_autodiff(agent_type, double, changes):
+    """The Q step reuses Q's forward pass from the rollouts (same params: the Q step comes after them): its loss
+    and gradient equal jax.value_and_grad of the loss recomputed from scratch on the dense inputs, up to float
+    rounding, and the rollouts act exactly as without it. Categorical latents run Q's first layer on their hot
+    rows, forward (row sums) and backward (each row's delta added to its rows)."""
+    config = model_config(agent_type, num_hidden_layers=2, rollout_length=4, double_DQN=double, **changes)
+    world, params, _, _ = world_and_params(config)
+    q_net = model_dqn.q_network(5, 2, 8, "elu", obs_shape=(world.input_size,))
+    q_params, target_params = (q_net.init(jax.random.PRNGKey(k), jnp.zeros(world.input_size)) for k in (1, 2))
+    starts = jnp.asarray(np.random.default_rng(4).random((6, 64)) < 0.3)
+    kept, plain = (model_dqn.make_imagination(world, q_net.apply, "softmax", 4, True, activation)(
+        params, q_params, starts, jax.random.PRNGKey(3), hparams(config)) for activation in ("elu", None))
+    assert kept.q_forward.output.shape == (6, 4, 5) and plain.q_forward is None
+    np.testing.assert_array_equal(kept.action, plain.action)
+    np.testing.assert_allclose(kept.q_forward.output, q_net.apply(q_params, kept.inputs), rtol=1e-6, atol=1e-6)
+    loss, grads = model_dqn.imagined_q_loss_and_grads(q_net.apply, q_params, target_params, kept, 0.9, double, "elu")
+    expected_loss, expected_grads = jax.value_and_grad(
+        lambda p: model_dqn.imagined_q_loss(q_net.apply, p, target_params, plain, 0.9, double))(q_params)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    assert jax.tree.structure(grads) == jax.tree.structure(expected_grads)
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(grads)[0]]
+    for name, got, want in zip(paths, jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=name)
+        assert np.abs(want).max() > 0, name  # every layer receives gradient
 
 
 def model_config(agent_type, **changes):

@@ -1,4 +1,6 @@
 """Haiku MLPs as the paper code builds them: L hidden Linear layers + activation, a final Linear."""
+from typing import NamedTuple
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -44,6 +46,71 @@ class MLP(hk.Module):
         if isinstance(self.output_size, tuple):  # several heads on the last hidden layer, in this module
             return tuple(hk.Linear(size)(x) for size in self.output_size)
         return hk.Linear(self.output_size)(x)
+
+
+def mlp_layer_names(module_params: dict) -> list:
+    """One Haiku MLP module's layer names in order: '<name>/linear', '<name>/linear_1', ..."""
+    def layer_index(name):
+        suffix = name.rsplit("/", 1)[1]
+        return 0 if suffix == "linear" else int(suffix.rsplit("_", 1)[1])
+    return sorted(module_params, key=layer_index)
+
+
+def mlp_layers(module_params: dict) -> list:
+    """The module's layers ({'w', 'b'}) in order."""
+    return [module_params[name] for name in mlp_layer_names(module_params)]
+
+
+class SavedForward(NamedTuple):
+    """An MLP's output on a batch and what its parameter gradients need: each layer's input and each hidden
+    layer's pre-activation (rows: samples)."""
+    output: jax.Array
+    layer_inputs: tuple
+    pre_activations: tuple
+
+
+def linear_on_hot_rows(layer: dict, hot_rows: jax.Array) -> jax.Array:
+    """A Linear layer on 0/1 inputs given as the indices of their ones (..., k): the sum of those weight rows,
+    the dense product's value without its arithmetic (Q's one-hot latent input is 1024 wide with 32 ones)."""
+    return jnp.sum(layer["w"][hot_rows], axis=-2) + layer["b"]
+
+
+def mlp_forward_saving(module_params: dict, x: jax.Array, activation: str, hot_rows: bool = False) -> SavedForward:
+    """The MLP's forward pass on rows x (the same products as MLP), keeping what backpropagation needs.
+    hot_rows: x (N, k) holds the indices of the ones of 0/1 inputs (see linear_on_hot_rows)."""
+    act = ACTIVATIONS[activation]
+    layers = mlp_layers(module_params)
+    layer_inputs, pre_activations = [], []
+    for index, layer in enumerate(layers[:-1]):
+        layer_inputs.append(x)
+        pre_activations.append(linear_on_hot_rows(layer, x) if hot_rows and index == 0
+                               else jnp.dot(x, layer["w"]) + layer["b"])
+        x = act(pre_activations[-1])
+    layer_inputs.append(x)
+    return SavedForward(jnp.dot(x, layers[-1]["w"]) + layers[-1]["b"], tuple(layer_inputs), tuple(pre_activations))
+
+
+def mlp_parameter_gradients(module_params: dict, saved: SavedForward, output_cotangent: jax.Array,
+                            activation: str) -> dict:
+    """d loss / d module_params by backpropagation from a saved forward pass, given d loss / d output (rows:
+    samples); the module's own layout, as jax.grad of the forward pass would give up to float rounding. A
+    first layer fed hot rows (integer inputs) gets its weight gradient by adding each row's delta to its k rows."""
+    act = ACTIVATIONS[activation]
+    names = mlp_layer_names(module_params)
+    layers = [module_params[name] for name in names]
+    delta, grads = output_cotangent, [None] * len(layers)
+    for index in reversed(range(len(layers))):
+        inputs = saved.layer_inputs[index]
+        if jnp.issubdtype(inputs.dtype, jnp.integer):
+            hot = inputs.shape[-1]
+            w_grad = jnp.zeros_like(layers[index]["w"]).at[inputs.reshape(-1)].add(jnp.repeat(delta, hot, axis=0))
+        else:
+            w_grad = jnp.dot(inputs.T, delta)
+        grads[index] = {"w": w_grad, "b": jnp.sum(delta, axis=0)}
+        if index:
+            _, activation_vjp = jax.vjp(act, saved.pre_activations[index - 1])
+            delta = activation_vjp(jnp.dot(delta, layers[index]["w"].T))[0]
+    return dict(zip(names, grads))
 
 
 class ConvTorso(hk.Module):
