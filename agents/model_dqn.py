@@ -27,8 +27,8 @@ from agents.components import distributions as dist
 from agents.components.agent import Agent
 from agents.components.exploration import behaviour_action
 from agents.components.interaction import interaction_chunk, make_greedy_evaluation, refreshed_target
-from agents.components.networks import (ACTIVATIONS, MLP, linear_on_hot_rows, mlp_forward_saving, mlp_layers,
-                                        mlp_parameter_gradients, q_network)
+from agents.components.networks import (MLP, mlp_forward_saving, mlp_parameter_gradients,
+                                        q_network)
 from agents.components.optimizers import adamw
 from agents.components.replay import make_replay_buffer
 from agents import dqn
@@ -195,12 +195,7 @@ def mlp_on_one_hot(module_params: dict, hot_rows, activation: str):
     Equal to the dense forward pass up to float rounding; for the categorical latent's 1029-wide inputs
     (32 one-hot groups of 32, plus the action) it replaces most of the imagination's arithmetic.
     """
-    layers = mlp_layers(module_params)
-    act = ACTIVATIONS[activation]
-    x = linear_on_hot_rows(layers[0], hot_rows)
-    for layer in layers[1:]:
-        x = act(x) @ layer["w"] + layer["b"]
-    return x
+    return mlp_forward_saving(module_params, hot_rows, activation, hot_rows=True).output  # kept values unused: dropped
 
 
 def _init_nets(key, nets: dict, examples: dict) -> dict:

@@ -103,14 +103,12 @@ class Variant:
         self.name, self.config = name, config
         env, env_params = envs.make(config["environment"], **config["env_config"])
         agent = make_agent(config, env, env_params)
-        # Built here rather than through runner.Runs, whose cache would hand the baseline seedsuite's program.
+        # Compiled here rather than taken from the cache, which would hand the baseline seedsuite's program.
         axis = runner.RunAxis(1, config["num_seeds"])
         self.run = runner.CompiledRun(agent, axis)
-        seed_keys = runner.SeedKeys(0, config["num_seeds"])
-        self.chunk_keys = lambda index: axis.place(axis.per_run(seed_keys.chunk(index)))
-        self.evaluation_keys = lambda index: axis.place(axis.per_run(seed_keys.evaluation(index)))
-        self.hp = axis.place(runner.stacked_hyperparams(config, make_agent, axis))
-        state = jax.block_until_ready(self.run.init(axis.place(axis.per_run(seed_keys.init)), self.hp))
+        runs = runner.Runs(config, make_agent, seed=0, compiled=self.run)
+        self.chunk_keys, self.evaluation_keys, self.hp = runs.chunk_keys, runs.evaluation_keys, runs.hparams
+        state = jax.block_until_ready(runs.init())
         start = time.perf_counter()
         self.interact_warmup = self.run.interact.lower(state, self.chunk_keys(0), self.hp, False).compile()
         self.interact_train = self.run.interact.lower(state, self.chunk_keys(0), self.hp, True).compile()

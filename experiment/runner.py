@@ -172,8 +172,9 @@ class SeedKeys:
 class Runs:
     """What the host loop drives: the compiled functions and every run's hparams and keys, on the devices."""
 
-    def __init__(self, config: dict, make_agent, seed: int, devices=None):
-        self.compiled = compiled_run(config, make_agent, devices)
+    def __init__(self, config: dict, make_agent, seed: int, devices=None, compiled: CompiledRun | None = None):
+        """compiled: a CompiledRun built by the caller (benchmarks), instead of this process's cached one."""
+        self.compiled = compiled if compiled is not None else compiled_run(config, make_agent, devices)
         self.axis = self.compiled.axis
         self.seed_keys = SeedKeys(seed, config["num_seeds"])
         self.hparams = self.axis.place(stacked_hyperparams(config, make_agent, self.axis))
