@@ -6,8 +6,9 @@ Measures, in one run on this machine:
   - seconds per 500-step training chunk and per evaluation, seed-steps per second;
   - achieved FLOP/s: XLA's cost analysis of one training step (a scan of length 1, since XLA counts a
     loop body once), times the chunk length, over the measured chunk time; and the fraction of the peak;
-  - the same for a paper-style baseline (gymnax's per-step reset inside the scan, jax.nn.elu), its chunks
-    interleaved with ours so both see the same machine, and the throughput ratio.
+  - for seedsuite as the train scripts run it (one CPU device per core), the same program on one device,
+    and a paper-style baseline on one device (paper_style_computation), their chunks interleaved so all
+    see the same machine, and the throughput ratio to the baseline.
 
     python benchmarks/bench_er.py [--config configs/ER.json] [--chunks 3] [--num-seeds 30] [--json out.json] [--no-baseline]
 """
@@ -22,13 +23,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiment.devices import use_every_core  # noqa: E402
+
+use_every_core()  # as the train scripts do: one CPU device per core (the baselines are given one device)
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import envs  # noqa: E402
 from agents import dqn, model_dqn  # noqa: E402
 from agents.components import distributions, interaction, networks  # noqa: E402
-from experiment import runner  # noqa: E402
+from experiment import devices, runner  # noqa: E402
 from experiment.config import load_config  # noqa: E402
 
 
@@ -79,32 +84,39 @@ def paper_style_computation():
 
     The baseline for the in-run ratio: the same algorithm and the same law up to float rounding, without
     seedsuite's computational changes (resets drawn before the scan, ELU through exp, inverse-CDF
-    categorical draws, one-hot imagination as row sums, the rollouts' Q forward pass reused by the Q step).
+    categorical draws, one-hot imagination as row sums, the rollouts' Q forward pass reused by the Q step,
+    XLA's classic CPU dot kernels instead of its default YNNPACK fusions); measure() also gives it one
+    device, not one per core.
     """
     saved = (interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"],
-             distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION, model_dqn.REUSE_IMAGINED_Q_FORWARD)
+             distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION, model_dqn.REUSE_IMAGINED_Q_FORWARD,
+             devices.USE_CPU_COMPILER_OPTIONS)
     interaction.presample_resets = lambda env, keys, params: (keys, keys)
     interaction.step_with_reset = lambda env, key, state, action, params, reset: env.step(key, state, action, params)
     networks.ACTIVATIONS["elu"] = jax.nn.elu
     distributions.sample_categorical = jax.random.categorical  # Gumbel draws, K per latent group
     model_dqn.ONE_HOT_IMAGINATION = False  # dense first layers on the straight-through latents
     model_dqn.REUSE_IMAGINED_Q_FORWARD = False  # the Q step computes Q(x) again
+    devices.USE_CPU_COMPILER_OPTIONS = False  # XLA's default dot fusions
     try:
         yield
     finally:
         (interaction.presample_resets, interaction.step_with_reset, networks.ACTIVATIONS["elu"],
-         distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION, model_dqn.REUSE_IMAGINED_Q_FORWARD) = saved
+         distributions.sample_categorical, model_dqn.ONE_HOT_IMAGINATION, model_dqn.REUSE_IMAGINED_Q_FORWARD,
+         devices.USE_CPU_COMPILER_OPTIONS) = saved
 
 
 class Variant:
-    """One agent's compiled chunk and evaluation, warmed up past the training start, ready to time."""
+    """One agent's compiled chunk and evaluation, warmed up past the training start, ready to time.
+    devices: those the runs are sharded across (default: the harness's choice, one CPU device per core)."""
 
-    def __init__(self, name, config, make_agent):
+    def __init__(self, name, config, make_agent, devices=None):
         self.name, self.config = name, config
         env, env_params = envs.make(config["environment"], **config["env_config"])
         agent = make_agent(config, env, env_params)
         # Compiled here rather than taken from the cache, which would hand the baseline seedsuite's program.
-        axis = runner.RunAxis(1, config["num_seeds"])
+        axis = runner.RunAxis(1, config["num_seeds"], devices)
+        self.num_devices = len(axis.devices)
         self.run = runner.CompiledRun(agent, axis)
         runs = runner.Runs(config, make_agent, seed=0, compiled=self.run)
         self.chunk_keys, self.evaluation_keys, self.hp = runs.chunk_keys, runs.evaluation_keys, runs.hparams
@@ -116,7 +128,9 @@ class Variant:
         self.compile_seconds = time.perf_counter() - start
         # FLOPs of one training step: the same agent with a chunk of one step (XLA counts a loop body once).
         one_step = runner.CompiledRun(make_agent(dict(config, eval_frequency=1), env, env_params), axis)
-        self.step_flops = flops_of(one_step.interact.lower(state, self.chunk_keys(0), self.hp, True).compile())
+        # XLA counts one device's share of a sharded program; the padding runs' share is not useful work.
+        per_device = flops_of(one_step.interact.lower(state, self.chunk_keys(0), self.hp, True).compile())
+        self.step_flops = per_device * self.num_devices * axis.num_runs / axis.padded
         # Fill the buffer past the training start as the real run does.
         for i in range(-(-config["training_start_time"] // config["eval_frequency"])):
             state, _ = self.interact_warmup(state, self.chunk_keys(i), self.hp)
@@ -136,7 +150,7 @@ class Variant:
         chunk_seconds, eval_seconds = statistics.median(self.chunk_times), statistics.median(self.eval_times)
         achieved = self.step_flops * config["eval_frequency"] / chunk_seconds
         return {
-            "num_seeds": config["num_seeds"], "eval_frequency": config["eval_frequency"],
+            "num_seeds": config["num_seeds"], "num_devices": self.num_devices, "eval_frequency": config["eval_frequency"],
             "batch_size": config["batch_size"], "compile_seconds": self.compile_seconds,
             "train_chunk_seconds": chunk_seconds, "train_chunk_seconds_all": self.chunk_times,
             "eval_seconds": eval_seconds, "chunk_plus_eval_seconds": chunk_seconds + eval_seconds,
@@ -146,12 +160,20 @@ class Variant:
         }
 
 
+VARIANTS = ("seedsuite", "seedsuite, one device", "paper-style")
+
+
 def measure(config: dict, chunks: int, make_agent=dqn.make, baseline: bool = True) -> dict:
-    """Time seedsuite's chunk and, in the same run with chunks interleaved, the paper-style baseline."""
-    variants = [Variant("seedsuite", config, make_agent)]
+    """Time seedsuite's chunk (its runs sharded over one CPU device per core) and, in the same run with
+    chunks interleaved, the same program on one device and the paper-style baseline on one device, as the
+    paper code runs."""
+    variants = [Variant(VARIANTS[0], config, make_agent)]
     if baseline:
+        one_device = jax.devices()[:1]
+        if variants[0].num_devices > 1:
+            variants.append(Variant(VARIANTS[1], config, make_agent, one_device))
         with paper_style_computation():
-            variants.append(Variant("paper-style", config, make_agent))
+            variants.append(Variant(VARIANTS[2], config, make_agent, one_device))
     for i in range(chunks):
         # Interleaved, in alternating order, so a noisy neighbour or a warm cache favours neither.
         for variant in (variants if i % 2 == 0 else variants[::-1]):
@@ -176,12 +198,13 @@ def main(argv=None):
     result.update({"machine": f"{cpu_name()}, {os.cpu_count()} cores, {jax.default_backend()}", "jax": jax.__version__})
     print(f"machine: {result['machine']}, jax {result['jax']}")
     print(f"float32 matmul peak (2048^2, median of 20): {result['matmul_peak_gflops_per_second']:.0f} GFLOP/s")
-    for name in ("seedsuite", "paper-style"):
+    for name in VARIANTS:
         if name not in result:
             continue
         r = result[name]
-        print(f"[{name}] compile {r['compile_seconds']:.1f} s; training chunk ({r['eval_frequency']} steps x "
-              f"{r['num_seeds']} seeds) {r['train_chunk_seconds']:.2f} s = {r['seed_steps_per_second']:.0f} seed-steps/s; "
+        print(f"[{name}] {r['num_devices']} devices; compile {r['compile_seconds']:.1f} s; training chunk "
+              f"({r['eval_frequency']} steps x {r['num_seeds']} seeds) {r['train_chunk_seconds']:.2f} s = "
+              f"{r['seed_steps_per_second']:.0f} seed-steps/s; "
               f"evaluation {r['eval_seconds']:.2f} s; {r['train_chunk_gflops_per_second']:.0f} GFLOP/s = "
               f"{100 * r['fraction_of_peak']:.0f}% of peak ({r['flops_per_train_step'] / 1e9:.2f} GFLOP per step)")
     if "paper-style" in result:

@@ -2,8 +2,9 @@
 
 For each agent (perfect, simple, categorical latent, Gaussian latent), in one run on this machine: compile
 time, seconds per training chunk and per evaluation, seed-steps per second, achieved FLOP/s (XLA's cost
-analysis of one training step) against the measured float32 matmul peak, and the same for the paper-style
-baseline (gymnax's per-step reset inside the scan, jax.nn.elu) with chunks interleaved, and the ratio.
+analysis of one training step) against the measured float32 matmul peak, for seedsuite as the train
+scripts run it (one CPU device per core), the same program on one device, and the paper-style baseline on
+one device (bench_er.paper_style_computation), chunks interleaved, and the ratio to the baseline.
 
 The per-step cost does not depend on the chunk length, so chunks of --chunk-length steps (default 100) are
 timed and scaled to the published 500-step chunk; "per published chunk" adds one evaluation, as the
@@ -19,10 +20,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from experiment.devices import use_every_core  # noqa: E402
+
+use_every_core()  # as the train scripts do: one CPU device per core (the baselines are given one device)
+
 import jax  # noqa: E402
 
 from agents import model_dqn  # noqa: E402
-from bench_er import cpu_name, measure, write_json  # noqa: E402
+from bench_er import VARIANTS, cpu_name, measure, write_json  # noqa: E402
 from experiment.config import load_config  # noqa: E402
 
 CONFIGS = {"perfect_model": ("perfect_model", "perfect_model.json"),
@@ -54,12 +59,12 @@ def main(argv=None):
         result = measure(config, args.chunks, make_agent=model_dqn.make, baseline=not args.no_baseline)
         print(f"== {name} (float32 matmul peak {result['matmul_peak_gflops_per_second']:.0f} GFLOP/s)")
         scale = PUBLISHED_CHUNK / args.chunk_length
-        for variant in ("seedsuite", "paper-style"):
+        for variant in VARIANTS:
             if variant not in result:
                 continue
             r = result[variant]
             r["published_chunk_seconds"] = r["train_chunk_seconds"] * scale + r["eval_seconds"]
-            print(f"[{variant}] compile {r['compile_seconds']:.0f} s; {PUBLISHED_CHUNK}-step chunk x {r['num_seeds']} "
+            print(f"[{variant}] {r['num_devices']} devices; compile {r['compile_seconds']:.0f} s; {PUBLISHED_CHUNK}-step chunk x {r['num_seeds']} "
                   f"seeds {r['train_chunk_seconds'] * scale:.1f} s + evaluation {r['eval_seconds']:.2f} s = "
                   f"{r['published_chunk_seconds']:.1f} s per published chunk; {r['seed_steps_per_second']:.0f} "
                   f"seed-steps/s; {r['train_chunk_gflops_per_second']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% "

@@ -4,6 +4,7 @@ Per chunk: one call of interact (eval_frequency env steps for every seed), one c
 metrics appended on the host. Files are written atomically; a checkpoint of the whole run state lets
 `--resume` continue a killed run and end with exactly the files an uninterrupted run writes.
 """
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 import envs
 from experiment import config as config_lib
+from experiment import devices as devices_lib
 from experiment import files
 
 CHECKPOINT_FORMAT = 3  # 3: episodes record the grid point; states hold only the real runs
@@ -66,18 +68,31 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
+def default_devices(num_runs: int, devices=None) -> list:
+    """The devices (default: all of JAX's) a run axis of num_runs uses unless told: on one host, as few as
+    keep the most runs on any device the least (30 runs on 4 devices: 4 with 8, 8, 8, 6 + 2 padding; on 16:
+    15 with 2 each; 1 run: 1), so no device computes only padding; across hosts, all of them (every host
+    must hold a shard)."""
+    devices = list(devices if devices is not None else jax.devices())
+    if jax.process_count() > 1:
+        return devices
+    runs_per_device = -(-num_runs // len(devices))
+    return devices[:-(-num_runs // runs_per_device)]
+
+
 class RunAxis:
     """The one batch axis every compiled function is vmapped over: run r = point * num_seeds + seed.
 
     Without a sweep there is one point. The axis is padded with copies of run 0 up to a multiple of the
     device count (the copies' results are dropped) and sharded across the devices, so any number of seeds
-    and points runs on any number of devices, with each run's result independent of the layout.
+    and points runs on any number of devices, with each run's result independent of the layout up to float
+    rounding (XLA vectorises different numbers of runs per device differently).
     """
 
     def __init__(self, num_points: int, num_seeds: int, devices=None, swept: bool = False):
-        self.devices = list(devices if devices is not None else jax.devices())
         self.num_points, self.num_seeds, self.swept = num_points, num_seeds, swept
         self.num_runs = num_points * num_seeds
+        self.devices = list(devices if devices is not None else default_devices(self.num_runs))
         self.padded = -(-self.num_runs // len(self.devices)) * len(self.devices)
         self.sharding = NamedSharding(Mesh(np.array(self.devices), ("runs",)), PartitionSpec("runs"))
 
@@ -113,13 +128,13 @@ class CompiledRun:
 
     def __init__(self, agent, axis: RunAxis):
         self.agent, self.axis = agent, axis
-        sharded = axis.sharding
-        self.init = jax.jit(jax.vmap(agent.init), out_shardings=sharded)
+        options = devices_lib.compiler_options(axis.devices)
+        jit = functools.partial(jax.jit, out_shardings=axis.sharding, **({"compiler_options": options} if options else {}))
+        self.init = jit(jax.vmap(agent.init))
         # The run state is donated: the replay buffers are updated in place, never copied per chunk.
-        self.interact = jax.jit(jax.vmap(agent.interact, in_axes=(0, 0, 0, None)), static_argnums=3,
-                                donate_argnums=0, out_shardings=sharded)
-        self.evaluate = jax.jit(jax.vmap(agent.evaluate), out_shardings=sharded)
-        self.saved_params = jax.jit(jax.vmap(agent.saved_params), out_shardings=sharded)
+        self.interact = jit(jax.vmap(agent.interact, in_axes=(0, 0, 0, None)), static_argnums=3, donate_argnums=0)
+        self.evaluate = jit(jax.vmap(agent.evaluate))
+        self.saved_params = jit(jax.vmap(agent.saved_params))
 
     def abstract_state(self, keys, hparams):
         return jax.eval_shape(self.init, keys, hparams)
@@ -296,7 +311,7 @@ class Interrupted(Exception):
 def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, overwrite: bool = False,
         progress: bool = True, stop_after_chunks: int | None = None, devices=None) -> dict:
     """Train config['num_seeds'] seeds (of every point of config['sweep']) and write <output>.out / .params;
-    returns the .out contents. devices: those to shard the runs across (default: all of them).
+    returns the .out contents. devices: those to shard the runs across (default: default_devices).
 
     stop_after_chunks stops (after checkpointing) once that many chunks ran in this call; tests use it
     to simulate a kill at a chunk boundary.

@@ -170,11 +170,12 @@ def test_memory_estimate_counts_the_replay_buffers_and_refuses_what_does_not_fit
         line = runner.check_memory(abstract, run.axis, config, free=(2**30, True))
         assert "for 2 points x 3 seeds: replay buffers" in line
         assert f"1000 transitions x {bytes_per_transition} B per run" in line
-        free = runner.tree_bytes(abstract) // 2  # room for about half the runs
+        num_devices = len(run.axis.devices)  # each holds its share of the runs
+        free = runner.tree_bytes(abstract) // (2 * num_devices)  # per device: room for about half the runs
         with pytest.raises(runner.RunError) as refused:
             runner.check_memory(abstract, run.axis, config, free=(free, True))
         message = str(refused.value)
-        fitting = int(0.9 * free // (runner.tree_bytes(abstract) / 6))
+        fitting = int(0.9 * free * num_devices // (runner.tree_bytes(abstract) / 6))
         assert fitting == 2
         assert "would not fit" in message and f"at most {fitting} runs fit" in message and "smaller buffer_size" in message
         # Narrower storage is offered only where observations are stored wider than one byte.
