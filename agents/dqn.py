@@ -21,6 +21,7 @@ from agents.components.interaction import interaction_chunk, make_greedy_evaluat
 from agents.components.networks import q_network
 from agents.components.optimizers import adamw
 from agents.components.replay import make_prioritized_replay_buffer, make_replay_buffer
+from agents.components.visitation import make_visitation
 
 FIX_FLAGS = {
     "fix_stale_obs_after_reset": "Q1: act on the new episode's first observation after a terminal, not the old post-terminal one",
@@ -73,6 +74,7 @@ class DQNState:
     episodes_done: jax.Array  # finished training episodes (terminated or truncated): power epsilon, PER beta
     episode_return: jax.Array  # of the training episode under way
     episode_length: jax.Array
+    visits: Any = None  # rooms and cells visited, for environments that have rooms (MiniMontezuma, Atari)
 
 
 # Config keys that reach the compiled program only through DQNHyperparams: a sweep may vary them (tests check
@@ -150,6 +152,7 @@ def make(config, env, env_params) -> Agent:
     updates_per_step, chunk_length = config["updates_per_step"], config["eval_frequency"]
     fix_stale_obs = config["fix_stale_obs_after_reset"]
     replay_obs_dtype = REPLAY_OBS_DTYPES.get(config["replay_obs_dtype"])  # None: the observation's own dtype
+    visitation = make_visitation(env, num_envs=1)
 
     def optimizer(hp: DQNHyperparams):
         return adamw(hp.learning_rate, hp.b1, hp.b2, hp.eps_adam, hp.weight_decay,
@@ -165,7 +168,8 @@ def make(config, env, env_params) -> Agent:
         return DQNState(params=params, target_params=params, opt_state=optimizer(hp).init(params),
                         replay=buffer.init(example, hp.per_alpha) if prioritized else buffer.init(example),
                         env_state=env_state, env_steps=jnp.int32(0),
-                        episodes_done=jnp.int32(0), episode_return=jnp.float32(0), episode_length=jnp.int32(0))
+                        episodes_done=jnp.int32(0), episode_return=jnp.float32(0), episode_length=jnp.int32(0),
+                        visits=None if visitation is None else visitation.init())
 
     def learn(state: DQNState, key, hp: DQNHyperparams):
         """Refresh the target (keyed on env steps, before the updates), then updates_per_step updates."""
@@ -215,7 +219,7 @@ def make(config, env, env_params) -> Agent:
             return buffer.add(state.replay, Transition(obs, action, reward, next_obs, terminated))
 
         return interaction_chunk(env, env_params, chunk_length, fix_stale_obs, state, key, train, act=act, store=store,
-                                 learn=lambda state, key: learn(state, key, hp))
+                                 learn=lambda state, key: learn(state, key, hp), visitation=visitation)
 
     evaluate = make_greedy_evaluation(env, env_params, config, lambda state, obs: q_net.apply(state.params, obs))
 

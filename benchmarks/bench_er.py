@@ -112,7 +112,7 @@ class Variant:
 
     def __init__(self, name, config, make_agent, devices=None):
         self.name, self.config = name, config
-        env, env_params = envs.make(config["environment"], **config["env_config"])
+        env, env_params = envs.make_from_config(config)
         agent = make_agent(config, env, env_params)
         # Compiled here rather than taken from the cache, which would hand the baseline seedsuite's program.
         axis = runner.RunAxis(1, config["num_seeds"], devices)

@@ -7,13 +7,17 @@ ids (CartPole-v1, Breakout-MinAtar, ...).
 import difflib
 import inspect
 
+from envs import pixels
 from envs.base import NO_TIME_LIMIT, BoolObsEnvironment, GridParams
 from envs.buttongrid import ButtonGrid, ButtonGridState
+from envs.minimontezuma import MiniMontezuma, MiniMontezumaState
 from envs.opengrid import OpenGrid, OpenGridState
 from envs.panflute import PanFlute, PanFluteState
 from envs.procmaze import ProcMaze, ProcMazeState, generate_maze
 
 PAPER_ENVIRONMENTS = {cls.__name__: cls for cls in (ProcMaze, ButtonGrid, PanFlute, OpenGrid)}
+# Every environment class of ours, built by envs.make with its constructor's keyword arguments.
+OUR_ENVIRONMENTS = {**PAPER_ENVIRONMENTS, "MiniMontezuma": MiniMontezuma}
 
 
 def gymnax_ids() -> list[str]:
@@ -23,13 +27,13 @@ def gymnax_ids() -> list[str]:
 
 
 def available() -> list[str]:
-    return list(PAPER_ENVIRONMENTS) + gymnax_ids()
+    return list(OUR_ENVIRONMENTS) + gymnax_ids()
 
 
 def check_env_config(name: str, env_config: dict) -> None:
     """Raise ValueError naming the problem if `name` is unknown or `env_config` has keys its constructor lacks."""
-    if name in PAPER_ENVIRONMENTS:
-        accepted = [p for p in inspect.signature(PAPER_ENVIRONMENTS[name].__init__).parameters if p != "self"]
+    if name in OUR_ENVIRONMENTS:
+        accepted = [p for p in inspect.signature(OUR_ENVIRONMENTS[name].__init__).parameters if p != "self"]
         unknown = [k for k in env_config if k not in accepted]
         if unknown:
             close = difflib.get_close_matches(unknown[0], accepted, n=1)
@@ -38,15 +42,22 @@ def check_env_config(name: str, env_config: dict) -> None:
         return
     if name not in gymnax_ids():
         close = difflib.get_close_matches(name, available(), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(PAPER_ENVIRONMENTS)} and gymnax ids"
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(OUR_ENVIRONMENTS)} and gymnax ids"
         raise ValueError(f"unknown environment '{name}'{hint}")
+
+
+def make_from_config(config: dict):
+    """The environment a run's config names: `environment` built with `env_config`, inside the wrappers its
+    `env_wrappers` block switches on (pixels, frame skip, stacks, ...; see envs/pixels.py)."""
+    env, env_params = make(config["environment"], **config["env_config"])
+    return pixels.wrap(env, env_params, config.get("env_wrappers")), env_params
 
 
 def make(name: str, **env_config):
     """Build an environment and its default params: `env, env_params = envs.make("ProcMaze", grid_size=4)`."""
     check_env_config(name, env_config)
-    if name in PAPER_ENVIRONMENTS:
-        env = PAPER_ENVIRONMENTS[name](**env_config)
+    if name in OUR_ENVIRONMENTS:
+        env = OUR_ENVIRONMENTS[name](**env_config)
         return env, env.default_params
     import gymnax
 
@@ -54,7 +65,7 @@ def make(name: str, **env_config):
 
 
 __all__ = [
-    "make", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
+    "make", "make_from_config", "pixels", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
     "ProcMaze", "ProcMazeState", "generate_maze", "ButtonGrid", "ButtonGridState", "PanFlute", "PanFluteState",
-    "OpenGrid", "OpenGridState",
+    "OpenGrid", "OpenGridState", "MiniMontezuma", "MiniMontezumaState", "OUR_ENVIRONMENTS",
 ]

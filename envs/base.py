@@ -66,6 +66,10 @@ class GridEnvironment(BoolObsEnvironment):
     def observation_size(self) -> int:
         return self.grid_size * self.grid_size * self.num_channels
 
+    def observation_planes(self, obs: jax.Array) -> jax.Array:
+        """The flat observation as (G, G, channels) planes: what the pixel renderer draws."""
+        return obs.reshape(self.grid_size, self.grid_size, self.num_channels)
+
 
 class GoalGridEnvironment(GridEnvironment):
     """ProcMaze and OpenGrid: -1 per step; the episode ends on the step taken from the goal. With the

@@ -24,6 +24,7 @@ class ButtonGrid(GridEnvironment):
     """
 
     num_channels = 3
+    plane_intensities = (255, 170, 85)  # gray levels when rendered: player, button on, button off
 
     def __init__(self, grid_size: int = 10, num_buttons: int = 3, spontaneous_reset: bool = True,
                  activate_on_reset: bool = True):

@@ -53,5 +53,11 @@ class PanFlute(BoolObsEnvironment):
         state = PanFluteState(time=0, pipes=jnp.zeros(self.observation_size, jnp.bool_))
         return self.get_obs(state, params), state
 
+    def observation_planes(self, obs: jax.Array) -> jax.Array:
+        """The pipes as a (P, P, 1) triangle for the pixel renderer: row i holds pipe i, oldest element last."""
+        rows = self._pipe_of_element
+        cols = np.arange(self.observation_size) - self._pipe_starts[rows]
+        return jnp.zeros((self.num_pipes, self.num_pipes, 1), jnp.bool_).at[rows, cols, 0].set(obs.astype(jnp.bool_))
+
     def get_obs(self, state: PanFluteState, params=None, key=None) -> jax.Array:
         return state.pipes

@@ -81,6 +81,7 @@ class ProcMaze(GoalGridEnvironment):
     """
 
     num_channels = 4
+    plane_intensities = (255, 170, 85, 0)  # gray levels when rendered: player, goal, wall, empty
 
     def __init__(self, grid_size: int = 10, spontaneous_termination: bool = True, teleport_on_termination: bool = True):
         super().__init__(grid_size, spontaneous_termination, teleport_on_termination, worst_case_tenth)

@@ -70,6 +70,9 @@ def positive_int_list(doc, default):
 COMMON_KEYS = {
     "environment": Key("str", doc="environment class name (ProcMaze, ButtonGrid, PanFlute, OpenGrid) or a gymnax id"),
     "env_config": Key("dict", doc="keyword arguments of the environment constructor"),
+    "env_wrappers": Key("dict", {}, doc="pixel rendering and Atari-style protocol wrappers (envs/pixels.py), all off "
+                        "by default: pixels, pixel_dtype, noop_max, sticky_action_prob, action_repeat, max_pool, "
+                        "reward_transform, time_limit, frame_stack, frame_stack_order, frame_stack_reset"),
     "episodic_env": flag("episodic evaluation (return until the first terminal) instead of reward per step"),
     "num_hidden_layers": non_negative_int("hidden layers of every MLP"),
     "num_hidden_units": positive_int("width of every hidden layer"),
@@ -194,7 +197,7 @@ SHAPE_KEYS = {
     "num_features": "the latent", "feature_width": "the latent", "num_seeds": "the run axis",
     "eval_frequency": "the chunk (its scan length and metrics)", "eval_batch_size": "the evaluation batch",
     "eval_steps": "the evaluation loop", "updates_per_step": "the update loop", "environment": "the observations",
-    "env_config": "the observations", "conv_channels": "the networks", "conv_kernel_sizes": "the networks",
+    "env_config": "the observations", "env_wrappers": "the observations", "conv_channels": "the networks", "conv_kernel_sizes": "the networks",
     "conv_strides": "the networks", "num_steps": "the number of chunks",
 }
 
@@ -368,6 +371,10 @@ def _check_relations(config: dict) -> None:
         env, env_params = envs.make(config["environment"], **config["env_config"])
     except (TypeError, ValueError) as e:
         raise ConfigError(f"environment: {e}") from None
+    try:
+        env = envs.pixels.wrap(env, env_params, config["env_wrappers"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     obs_shape = tuple(env.observation_space(env_params).shape)
     if config.get("torso") == "conv" and len(obs_shape) != 3:
         raise ConfigError(f"torso 'conv' needs image observations (height, width, channels); "

@@ -153,7 +153,7 @@ def compiled_run(config: dict, make_agent, devices=None) -> CompiledRun:
     cache_key = (make_agent, json.dumps(static, sort_keys=True), axis.num_points, axis.swept,
                  tuple(str(d) for d in axis.devices))
     if cache_key not in _COMPILED_CACHE:
-        env, env_params = envs.make(config["environment"], **config["env_config"])
+        env, env_params = envs.make_from_config(config)
         _COMPILED_CACHE[cache_key] = CompiledRun(make_agent(config, env, env_params), axis)
     return _COMPILED_CACHE[cache_key]
 
@@ -163,7 +163,7 @@ def stacked_hyperparams(config: dict, make_agent, axis: RunAxis):
 
     A point's hparams are those of the agent its own config (the base with the point's values) makes, so
     they come from the agent's own reading of the config."""
-    env, env_params = envs.make(config["environment"], **config["env_config"])
+    env, env_params = envs.make_from_config(config)
     per_point = [make_agent({**config, **point}, env, env_params).hparams for point in (config.get("sweep") or [{}])]
     as_arrays = [jax.tree.map(lambda x: np.asarray(jnp.asarray(x)), hp) for hp in per_point]  # jax's dtypes
     return jax.tree.map(lambda *xs: np.repeat(np.stack(xs), axis.num_seeds, axis=0), *as_arrays)

@@ -13,7 +13,7 @@ from envs.autoreset import presample_resets, step_with_reset
 
 
 def interaction_chunk(env, env_params, chunk_length: int, fix_stale_obs: bool, state, key, train: bool, *,
-                      act, store, learn, learn_metric_names=()):
+                      act, store, learn, learn_metric_names=(), visitation=None):
     """chunk_length environment steps of one run; returns (state, metrics).
 
     act(state, obs, key) -> action
@@ -21,21 +21,26 @@ def interaction_chunk(env, env_params, chunk_length: int, fix_stale_obs: bool, s
         so its env_state is the state the action was taken in)
     learn(state, key) -> (state, {name: scalar})  (only when train; called after storing, before t += 1)
 
-    metrics: 'train_reward_rates' (mean reward over the chunk), the per-step episode records
+    metrics: 'train_reward_rates' (mean score over the chunk, before any reward transform), the per-step episode records
     'episode_ended' / 'episode_return' / 'episode_length', and each of learn_metric_names averaged over
-    the chunk's steps (NaN when the chunk did not train).
+    the chunk's steps (NaN when the chunk did not train). With a `visitation` bundle (environments with
+    rooms, agents/components/visitation.py) the state's `visits` records every state acted from, and the
+    metrics gain the run's cumulative 'rooms_visited' and 'cells_visited'.
     """
 
     def env_step(carry, step):
         state, obs = carry
         act_key, env_key, learn_key, reset = step
         action = act(state, obs, act_key)
+        if visitation is not None:
+            state = state.replace(visits=visitation.visit(state.visits, *visitation.of_state(state.env_state)))
         next_obs, env_state, reward, terminated, truncated, info = step_with_reset(
             env, env_key, state.env_state, action, env_params, reset)
         last_obs = info["final_observation"]  # the post-step observation, before any auto-reset
         reward = reward.astype(jnp.float32)
+        score = game_score(info, reward)
         replay = store(state, obs, action, reward, last_obs, terminated)
-        episode_return, episode_length = state.episode_return + reward, state.episode_length + 1
+        episode_return, episode_length = state.episode_return + score, state.episode_length + 1
         ended = terminated | truncated
         state = state.replace(env_state=env_state, replay=replay, episodes_done=state.episodes_done + ended,
                               episode_return=jnp.where(ended, 0.0, episode_return),
@@ -44,7 +49,7 @@ def interaction_chunk(env, env_params, chunk_length: int, fix_stale_obs: bool, s
         if train:
             state, learn_metrics = learn(state, learn_key)
         state = state.replace(env_steps=state.env_steps + 1)
-        record = {"reward": reward, "episode_ended": ended, "episode_return": episode_return,
+        record = {"reward": score, "episode_ended": ended, "episode_return": episode_return,
                   "episode_length": episode_length}
         # Quirk Q1: the paper code acts next on the old episode's post-terminal observation.
         return (state, next_obs if fix_stale_obs else last_obs), (record, learn_metrics)
@@ -59,9 +64,17 @@ def interaction_chunk(env, env_params, chunk_length: int, fix_stale_obs: bool, s
     # Per step, so the host can list every finished training episode: (return, length) where it ended.
     metrics = {"train_reward_rates": jnp.mean(record["reward"]), "episode_ended": record["episode_ended"],
                "episode_return": record["episode_return"], "episode_length": record["episode_length"]}
+    if visitation is not None:
+        metrics.update(visitation.counts(state.visits))
     for name in learn_metric_names:
         metrics[name] = jnp.mean(learn_metrics[name]) if train else jnp.float32(jnp.nan)
     return state, metrics
+
+
+def game_score(info: dict, reward: jax.Array) -> jax.Array:
+    """The environment's own reward, which returns and reward rates report: a reward transform (clipping,
+    tanh) changes only what the agent learns from and keeps the score in info["raw_reward"]."""
+    return info.get("raw_reward", reward).astype(jnp.float32)
 
 
 def make_greedy_evaluation(env, env_params, config, q_values, input_needs_key: bool = False):
@@ -85,7 +98,8 @@ def make_greedy_evaluation(env, env_params, config, q_values, input_needs_key: b
                 action = jnp.argmax(q_values(state, obs, input_key))
             else:
                 action = jnp.argmax(q_values(state, obs))
-            obs, env_state, reward, terminal, _ = env.step_env(step_key, env_state, action, env_params)
+            obs, env_state, reward, terminal, info = env.step_env(step_key, env_state, action, env_params)
+            reward = game_score(info, reward)
             if episodic:
                 total = total + reward * ~terminated
                 # A time limit ends a gymnax task's episode too (the paper's environments have none).

@@ -17,6 +17,14 @@ def elu(x: jax.Array) -> jax.Array:
     return jnp.where(x > 0, x, jnp.exp(jnp.minimum(x, 0.0)) - 1.0)
 
 
+def unit_float(obs: jax.Array) -> jax.Array:
+    """Observations as a network reads them: uint8 images / 255 into [0, 1] (decided by dtype, never by the
+    data); bool and float observations as float32 unchanged."""
+    if obs.dtype == jnp.uint8:
+        return obs.astype(jnp.float32) / 255.0
+    return obs.astype(jnp.float32)
+
+
 ACTIVATIONS = {"relu": jax.nn.relu, "silu": jax.nn.silu, "elu": elu}
 
 
@@ -153,7 +161,7 @@ def q_network(num_actions: int, num_hidden_layers: int, num_hidden_units: int, a
     obs_rank = 1 if obs_shape is None else len(obs_shape)  # default: flat vector observations
 
     def forward(obs):
-        x = obs.astype(jnp.float32)
+        x = unit_float(obs)
         batch_shape = x.shape[:x.ndim - obs_rank]
         if torso == "conv":
             if obs_rank != 3:
