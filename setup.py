@@ -23,5 +23,7 @@ setup(
         "test": ["pytest>=7"],
         # Benchmarks only: flashbax's buffers are the baseline our replay buffers are measured against.
         "bench": ["flashbax>=0.1.3"],
+        # Real Atari (envs/atari.py): EnvPool's ALE emulators, ROMs included, stepped through a host callback.
+        "atari": ["envpool>=1.2.5"],
     },
 )

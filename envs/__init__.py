@@ -2,12 +2,14 @@
 
 `make(name, **env_config)` returns `(env, env_params)` as `gymnax.make` does: the paper's environments by
 their original class names (ProcMaze, ButtonGrid, PanFlute, OpenGrid) and gymnax's own by their gymnax
-ids (CartPole-v1, Breakout-MinAtar, ...).
+ids (CartPole-v1, Breakout-MinAtar, ...), MiniMontezuma, and with the atari extra EnvPool's Atari games by
+their ids (Pong-v5, MontezumaRevenge-v5: envs/atari.py). `make_from_config` adds the pixel and protocol
+wrappers of a config's env_wrappers block (envs/pixels.py).
 """
 import difflib
 import inspect
 
-from envs import pixels
+from envs import atari, pixels
 from envs.base import NO_TIME_LIMIT, BoolObsEnvironment, GridParams
 from envs.buttongrid import ButtonGrid, ButtonGridState
 from envs.minimontezuma import MiniMontezuma, MiniMontezumaState
@@ -40,6 +42,10 @@ def check_env_config(name: str, env_config: dict) -> None:
             hint = f" (did you mean '{close[0]}'?)" if close else f" (accepted: {', '.join(accepted)})"
             raise ValueError(f"env_config key '{unknown[0]}' is not accepted by {name}{hint}")
         return
+    if atari.is_atari_id(name):
+        if atari.envpool_module() is None:
+            raise ValueError(f"environment '{name}' is an Atari game: install the atari extra ({atari.EXTRA_HINT})")
+        return
     if name not in gymnax_ids():
         close = difflib.get_close_matches(name, available(), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(OUR_ENVIRONMENTS)} and gymnax ids"
@@ -53,19 +59,26 @@ def make_from_config(config: dict):
     return pixels.wrap(env, env_params, config.get("env_wrappers")), env_params
 
 
+def external_state(config: dict) -> bool:
+    """Whether the config's environment keeps its state outside JAX (Atari): no presampled resets, no resume."""
+    return atari.is_atari_id(config["environment"])
+
+
 def make(name: str, **env_config):
     """Build an environment and its default params: `env, env_params = envs.make("ProcMaze", grid_size=4)`."""
     check_env_config(name, env_config)
     if name in OUR_ENVIRONMENTS:
         env = OUR_ENVIRONMENTS[name](**env_config)
         return env, env.default_params
+    if atari.is_atari_id(name):
+        return atari.make(name, **env_config)
     import gymnax
 
     return gymnax.make(name, **env_config)
 
 
 __all__ = [
-    "make", "make_from_config", "pixels", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
+    "make", "make_from_config", "external_state", "pixels", "atari", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
     "ProcMaze", "ProcMazeState", "generate_maze", "ButtonGrid", "ButtonGridState", "PanFlute", "PanFluteState",
     "OpenGrid", "OpenGridState", "MiniMontezuma", "MiniMontezumaState", "OUR_ENVIRONMENTS",
 ]

@@ -172,6 +172,19 @@ class Wrapper(environment.Environment):
     def is_truncated(self, state, params) -> jax.Array:
         return self._env.is_truncated(state.inner, params)
 
+    @property
+    def external_state(self) -> bool:
+        """Whether the wrapped environment lives outside JAX (Atari) and resets itself inside `step`."""
+        return getattr(self._env, "external_state", False)
+
+    def step(self, key, state, action, params=None):
+        if not self.external_state:
+            return super().step(key, state, action, params)
+        return self.external_step(key, state, action, params)
+
+    def external_step(self, key, state, action, params):
+        raise NotImplementedError(f"{type(self).__name__} cannot wrap an environment that lives outside JAX")
+
     def is_terminated(self, state, params) -> jax.Array:
         return self._env.is_terminated(state.inner, params)
 
@@ -336,6 +349,11 @@ class RewardTransform(Wrapper):
         obs, state, reward, terminated, info = super().step_env(key, state, action, params)
         return obs, state, transform_reward(reward, self.how), terminated, {**info, "raw_reward": reward}
 
+    def external_step(self, key, state, action, params):
+        obs, inner, reward, terminated, truncated, info = self._env.step(key, state.inner, action, params)
+        state = state.replace(inner=inner, time=state.time + 1)
+        return obs, state, transform_reward(reward, self.how), terminated, truncated, {**info, "raw_reward": reward}
+
     def get_obs(self, state, params=None, key=None):
         return self._env.get_obs(state.inner, params)
 
@@ -385,13 +403,22 @@ class FrameStack(Wrapper):
         frames = self.push(state.frames, obs)
         return frames, FrameStackState(time=state.time + 1, inner=inner, frames=frames), reward, terminated, info
 
+    def first_frames(self, obs):
+        if self.reset_fill == "repeat":
+            return jnp.concatenate([obs] * self.k, axis=-1)
+        return self.push(jnp.zeros(obs.shape[:-1] + (obs.shape[-1] * self.k,), obs.dtype), obs)
+
     def reset_env(self, key, params):
         obs, inner = self._env.reset_env(key, params)
-        if self.reset_fill == "repeat":
-            frames = jnp.concatenate([obs] * self.k, axis=-1)
-        else:
-            frames = self.push(jnp.zeros(obs.shape[:-1] + (obs.shape[-1] * self.k,), obs.dtype), obs)
+        frames = self.first_frames(obs)
         return frames, FrameStackState(time=0, inner=inner, frames=frames)
+
+    def external_step(self, key, state, action, params):
+        obs, inner, reward, terminated, truncated, info = self._env.step(key, state.inner, action, params)
+        final = self.push(state.frames, info["final_observation"])
+        frames = jnp.where(terminated | truncated, self.first_frames(obs), self.push(state.frames, obs))
+        state = FrameStackState(time=state.time + 1, inner=inner, frames=frames)
+        return frames, state, reward, terminated, truncated, {**info, "final_observation": final}
 
     def get_obs(self, state, params=None, key=None):
         return state.frames
@@ -402,6 +429,13 @@ def wrap(env, params, options: dict | None):
     if not options:
         return env
     options = check_wrapper_options(options)
+    if getattr(env, "external_state", False):
+        emulated = [name for name in ("pixels", "noop_max", "sticky_action_prob", "time_limit", "max_pool")
+                    if options[name] != WRAPPER_OPTIONS[name][0]] + (["action_repeat"] if options["action_repeat"] > 1 else [])
+        if emulated:
+            raise WrapperError(f"env_wrappers key '{emulated[0]}' does not apply to {env.name}: EnvPool does it "
+                               f"(set it in env_config: img_height/img_width, noop_max, repeat_action_probability, "
+                               f"frame_skip, max_episode_steps)")
     if options["pixels"]:
         if not can_render(env, params):
             raise WrapperError(f"env_wrappers 'pixels': {env.name} observations cannot be rendered to pixels")

@@ -147,6 +147,8 @@ def compiled_run(config: dict, make_agent, devices=None) -> CompiledRun:
     """One CompiledRun per (agent, static config, run axis, devices) in this process, so repeated runs reuse the
     compiled programs: configs that differ only in seed or in hyperparameters the agent takes as hparams
     (the sweepable keys) share one."""
+    if devices is None and envs.external_state(config):
+        devices = jax.devices()[:1]  # emulators step on the host through one callback: sharding would only gather
     axis = RunAxis(len(config.get("sweep") or [None]), config["num_seeds"], devices, swept=bool(config.get("sweep")))
     dynamic = set(config_lib.SWEEPABLE_KEYS[config["agent_type"]]) | {"seed", "sweep"}
     static = {k: v for k, v in config.items() if k not in dynamic}
@@ -322,6 +324,10 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     if existing and not (resume or overwrite):
         raise RunError(f"output file '{existing[0]}' already exists; pass --resume to continue that run "
                        f"or --overwrite to replace it")
+    external = envs.external_state(config)
+    if external and resume:
+        raise RunError(f"a run on {config['environment']} cannot be resumed: its emulators' state lives outside JAX "
+                       f"(envs/atari.py); start it again with --overwrite")
     resuming = resume and os.path.exists(outputs.checkpoint)
     if resume and not resuming and os.path.exists(outputs.out):
         done = files.load_metrics(outputs.out)
@@ -354,12 +360,17 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
                 _write_params(outputs, runs, state)
                 _write_out(outputs, config, axis, loop, complete=False)
                 loop.since_params_save = 0
-            if config["checkpoint_frequency"] and loop.since_checkpoint >= config["checkpoint_frequency"]:
+            if config["checkpoint_frequency"] and loop.since_checkpoint >= config["checkpoint_frequency"] \
+                    and not external:
                 _checkpoint(outputs, axis, state, loop, config)
                 loop.since_checkpoint = 0
             if stop.requested or (stop_after_chunks is not None and chunks_this_call >= stop_after_chunks):
-                _checkpoint(outputs, axis, state, loop, config)
                 bar.close()
+                if external:  # nothing to resume from: keep the metrics so far
+                    _write_out(outputs, config, axis, loop, complete=False)
+                    raise Interrupted(f"stopped before step {time_step}; {outputs.out} holds the evaluations so far "
+                                      f"(runs on Atari cannot be resumed)")
+                _checkpoint(outputs, axis, state, loop, config)
                 raise Interrupted(f"stopped before step {time_step}; run again with --resume to continue")
 
             train = time_step >= config["training_start_time"]

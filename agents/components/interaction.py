@@ -34,8 +34,12 @@ def interaction_chunk(env, env_params, chunk_length: int, fix_stale_obs: bool, s
         action = act(state, obs, act_key)
         if visitation is not None:
             state = state.replace(visits=visitation.visit(state.visits, *visitation.of_state(state.env_state)))
-        next_obs, env_state, reward, terminated, truncated, info = step_with_reset(
-            env, env_key, state.env_state, action, env_params, reset)
+        if external:  # the environment resets itself (on the host): no presampled resets
+            next_obs, env_state, reward, terminated, truncated, info = env.step(env_key, state.env_state, action,
+                                                                                env_params)
+        else:
+            next_obs, env_state, reward, terminated, truncated, info = step_with_reset(
+                env, env_key, state.env_state, action, env_params, reset)
         last_obs = info["final_observation"]  # the post-step observation, before any auto-reset
         reward = reward.astype(jnp.float32)
         score = game_score(info, reward)
@@ -56,7 +60,10 @@ def interaction_chunk(env, env_params, chunk_length: int, fix_stale_obs: bool, s
 
     act_keys, env_keys, learn_keys = jnp.moveaxis(
         jax.vmap(lambda k: jax.random.split(k, 3))(jax.random.split(key, chunk_length)), 1, 0)
-    env_keys, resets = presample_resets(env, env_keys, env_params)
+    external = getattr(env, "external_state", False)
+    resets = jnp.zeros(chunk_length) if external else None
+    if not external:
+        env_keys, resets = presample_resets(env, env_keys, env_params)
     # The observation is recomputed from the env state at every chunk start, as in the paper code.
     first_obs = env.get_obs(state.env_state, env_params)
     (state, _), (record, learn_metrics) = jax.lax.scan(env_step, (state, first_obs),
