@@ -292,3 +292,24 @@ def test_gymnax_api_jit_vmap_auto_reset(name, env_config, wrappers):
     if "time_limit" in wrappers:  # no episode outlasts the limit (an episode may also end before it)
         since_reset = jax.lax.scan(lambda n, d: (jnp.where(d, 0, n + 1),) * 2, jnp.zeros(3, jnp.int32), done)[1]
         assert int(since_reset.max()) < wrappers["time_limit"]
+
+
+def minatar_ids():
+    import gymnax
+
+    return [name for name in gymnax.registered_envs if name.endswith("-MinAtar")]
+
+
+def test_every_minatar_game_renders_each_channel_at_its_level():
+    """Every MinAtar game of gymnax: a reset's (10, 10, C) planes drawn at 30x30 (3 px per cell); each cell shows
+    the level of the highest channel set there (0 where none is)."""
+    assert len(minatar_ids()) >= 4
+    for name in minatar_ids():
+        env, params = envs.make(name)
+        planes, state = env.reset(jax.random.PRNGKey(0), params)
+        obs, _ = pixels.Render(env, 30).reset_env(jax.random.PRNGKey(0), params)
+        levels = np.asarray(pixels.default_intensities(planes.shape[-1]))
+        set_planes = np.asarray(planes).astype(bool)
+        expected = np.where(set_planes.any(-1), levels[np.argmax(set_planes * np.arange(1, planes.shape[-1] + 1),
+                                                                  axis=-1)], 0)
+        np.testing.assert_array_equal(np.asarray(obs)[1::3, 1::3, 0], expected, err_msg=name)
