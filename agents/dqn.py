@@ -8,6 +8,7 @@ Extensions, each a config key that is off by default: double_DQN; dueling (dueli
 prioritized_replay (per_alpha, per_beta0, per_beta_schedule, per_beta_rate, per_eps); epsilon schedules
 (epsilon_schedule: constant, power, linear); a conv torso for image observations (torso: conv).
 """
+import math
 from typing import Any
 
 import jax
@@ -16,6 +17,11 @@ import optax
 from flax import struct
 
 from agents.components.agent import Agent
+from agents.components.config_keys import (AgentSchema, ConfigError, Key, choice, flag, non_negative_float,
+                                           non_negative_int, positive_float, positive_int, positive_int_list,
+                                           unit_interval)
+from agents.components.exploration import EPSILON_SCHEDULES, STRATEGIES
+from agents.components.networks import ACTIVATIONS
 from agents.components.exploration import behaviour_action, scheduled_epsilon
 from agents.components.interaction import interaction_chunk, make_greedy_evaluation, refreshed_target
 from agents.components.networks import q_network
@@ -97,6 +103,109 @@ def hyperparams_from_config(config) -> DQNHyperparams:
         epsilon_decay_steps=value("epsilon_decay_steps", 1),
         per_alpha=config["per_alpha"], per_beta0=config["per_beta0"], per_beta_rate=config["per_beta_rate"],
         per_eps=config["per_eps"])
+
+
+# --- config keys ---------------------------------------------------------------------------------------
+# Keys every DQN-family agent of the paper reads (spec section 4), with the paper code's defaults; the
+# model-based agents (agents/model_dqn_config.py) read them too.
+PAPER_KEYS = {
+    "episodic_env": flag("episodic evaluation (return until the first terminal) instead of reward per step"),
+    "num_hidden_layers": non_negative_int("hidden layers of every MLP"),
+    "num_hidden_units": positive_int("width of every hidden layer"),
+    "activation": Key("str", check=lambda v: v in ACTIVATIONS, requirement=f"one of {', '.join(ACTIVATIONS)}",
+                      doc="hidden activation"),
+    "b1_adam": unit_interval("AdamW first-moment decay", closed_top=False),
+    "b2_adam": unit_interval("AdamW second-moment decay", closed_top=False),
+    "eps_adam": positive_float("AdamW epsilon"),
+    "wd_adam": non_negative_float("AdamW weight decay per update, not scaled by the step size (quirk Q7)"),
+    "exploration_strat": Key("str", check=lambda v: v in STRATEGIES, requirement=f"one of {', '.join(STRATEGIES)}",
+                             doc="behaviour policy"),
+    "softmax_temp": positive_float("softmax temperature (required with softmax)", default=None),
+    "epsilon": unit_interval("epsilon-greedy rate (required with epsilon_greedy)", default=None),
+    "batch_size": positive_int("minibatch size"),
+    "target_update_frequency": positive_int("target copy period, in environment steps"),
+    "use_target": Key("bool", doc="use a target network"),
+    "double_DQN": flag("double-DQN bootstrap"),
+    "updates_per_step": positive_int("updates per environment step", default=1),
+    "buffer_size": positive_int("replay capacity per seed"),
+    "gamma": unit_interval("discount"),
+    "eval_steps": positive_int("steps per evaluation episode"),
+    "eval_batch_size": positive_int("evaluation episodes per seed"),
+}
+
+FIX_KEYS = {
+    "fix_stale_obs_after_reset": flag("Q1: act on the new episode's first observation after a terminal"),
+    "fix_weight_decay": flag("Q7: scale the weight decay by the step size (usual decoupled AdamW)"),
+}
+
+# The DQN family's extensions (dqn_variants spec); all off by default, so the paper's configs are unchanged.
+EXTENSION_KEYS = {
+    "dueling": flag("dueling value/advantage streams"),
+    "dueling_aggregation": choice("how the advantage stream is centred, per state", ("mean", "max"), default="mean"),
+    "prioritized_replay": flag("proportional prioritized replay"),
+    "per_alpha": non_negative_float("priority exponent (0: uniform)", default=0.6),
+    "per_beta0": unit_interval("initial importance-sampling exponent (linear schedule)", default=0.4),
+    "per_beta_schedule": choice("beta: linear to 1 over num_steps, or 1 - exp(-rate * episodes)",
+                                ("linear", "exponential"), default="linear"),
+    "per_beta_rate": positive_float("rate of the exponential beta schedule, per finished episode", default=0.01),
+    "per_eps": positive_float("added to |TD error| to form a priority", default=1e-6),
+    "epsilon_schedule": choice("epsilon-greedy rate over time", EPSILON_SCHEDULES, default="constant"),
+    "epsilon_start": unit_interval("first epsilon of the power and linear schedules", default=1.0),
+    "epsilon_end": unit_interval("floor of the power schedule, end of the linear one", default=0.01),
+    "epsilon_decay": Key("float", 0.99, lambda v: 0 < v <= 1, "a number in (0, 1]",
+                         "power schedule: epsilon_start * decay^episodes"),
+    "epsilon_decay_steps": positive_int("linear schedule: environment steps from start to end", default=None),
+    "target_score": Key("float", None, lambda v: math.isfinite(v), "a finite number",
+                        "per-seed metric: first step at which the mean of the last 100 training episodes reached it"),
+    "torso": choice("Q-network torso: mlp (flattened input) or conv (image input)", ("mlp", "conv"), default="mlp"),
+    "conv_channels": positive_int_list("conv torso: output channels per layer", default=[16]),
+    "conv_kernel_sizes": positive_int_list("conv torso: square kernel size per layer", default=[3]),
+    "conv_strides": positive_int_list("conv torso: stride per layer", default=[1]),
+    "replay_obs_dtype": choice("replay storage of observations (auto: the observation's own dtype; bool or uint8 "
+                               "are lossless for 0/1 observations)", ("auto", "bool", "uint8", "float32"), default="auto"),
+}
+
+# Keys that fix an array shape of the DQN family's programs (a sweep over them is refused).
+SHAPE_KEYS = {
+    "batch_size": "the minibatch", "buffer_size": "the replay buffer", "num_hidden_units": "the networks",
+    "num_hidden_layers": "the networks", "eval_batch_size": "the evaluation batch", "eval_steps": "the evaluation loop",
+    "updates_per_step": "the update loop", "conv_channels": "the networks", "conv_kernel_sizes": "the networks",
+    "conv_strides": "the networks",
+}
+
+
+def check_exploration(config) -> None:
+    """The behaviour policy's keys agree with each other (every DQN-family agent)."""
+    if config["exploration_strat"] == "softmax" and config["softmax_temp"] is None:
+        raise ConfigError("exploration_strat 'softmax' needs the key 'softmax_temp'")
+    schedule = config.get("epsilon_schedule", "constant")
+    if schedule != "constant" and config["exploration_strat"] != "epsilon_greedy":
+        raise ConfigError(f"epsilon_schedule '{schedule}' applies to exploration_strat 'epsilon_greedy' only")
+    if config["exploration_strat"] == "epsilon_greedy" and schedule == "constant" and config["epsilon"] is None:
+        raise ConfigError("exploration_strat 'epsilon_greedy' needs the key 'epsilon' (or a non-constant epsilon_schedule)")
+    if schedule == "linear" and config.get("epsilon_decay_steps") is None:
+        raise ConfigError("epsilon_schedule 'linear' needs the key 'epsilon_decay_steps'")
+    if config["buffer_size"] < config["batch_size"]:
+        raise ConfigError(f"buffer_size ({config['buffer_size']}) must be at least batch_size ({config['batch_size']})")
+
+
+def check_config(config, obs_shape: tuple) -> None:
+    check_exploration(config)
+    conv_lengths = {len(config[k]) for k in ("conv_channels", "conv_kernel_sizes", "conv_strides")}
+    if len(conv_lengths) > 1:
+        raise ConfigError("conv_channels, conv_kernel_sizes and conv_strides must have one entry per conv layer "
+                          "(the same length)")
+    if config["torso"] == "conv" and len(obs_shape) != 3:
+        raise ConfigError(f"torso 'conv' needs image observations (height, width, channels); "
+                          f"{config['environment']} observations have shape {obs_shape}")
+
+
+CONFIG_SCHEMAS = {"ER": AgentSchema(
+    name="ER DQN",
+    keys={**PAPER_KEYS, "alpha_adam": positive_float("Q step size"),
+          "save_final_params": flag("accepted for compatibility; never read (as in the paper code)", default=True),
+          **FIX_KEYS, **EXTENSION_KEYS},
+    sweepable=SWEEPABLE_KEYS, shape_keys=SHAPE_KEYS, check=check_config)}
 
 
 def bootstrap_value(q_apply, params, target_params, next_obs, double_dqn: bool):

@@ -69,12 +69,6 @@ class ModelDQNHyperparams:
     posterior_entropy_weight: float
 
 
-# Config keys that reach the compiled program only through ModelDQNHyperparams (sweepable; see dqn.SWEEPABLE_KEYS).
-SWEEPABLE_KEYS = ("alpha_adam", "Q_alpha", "model_alpha", "gamma", "softmax_temp", "epsilon", "b1_adam", "b2_adam",
-                  "eps_adam", "wd_adam", "target_update_frequency", "reward_weight", "termination_weight",
-                  "obs_prediction_weight", "KL_prior_weight", "KL_posterior_weight", "posterior_entropy_weight")
-
-
 def hyperparams_from_config(config) -> ModelDQNHyperparams:
     def value(name, unset=0.0):
         return unset if config.get(name) is None else config[name]
