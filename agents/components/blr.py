@@ -1,0 +1,79 @@
+"""Bayesian linear regression over a network's last layer (a neural-linear posterior), as PSDRL fits it
+(psdrl.md section 4): one shared precision matrix for every output, a ridge ladder when the Cholesky factor
+fails, and a sampled weight matrix W (outputs x features) that replaces the trained last layer.
+
+Pure functions over a small state: `accumulate` adds a batch of features and targets to the Gram and cross
+terms (never materialising the design matrix; HIGHEST precision, so no TF32 on GPUs), `solve` turns them
+into the posterior, `sample` draws W.
+
+Faithful to the published code by default (quirk Q1): a sample is mean + eps @ Sigma with Sigma = sigma^2 Phi,
+so Cov(W_i) = sigma^4 Phi^2. `textbook=True` draws mean + sqrt(sigma^2) eps @ chol(Phi)^T: Cov(W_i) = sigma^2 Phi.
+"""
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+HIGHEST = jax.lax.Precision.HIGHEST
+MAX_RIDGE_STEPS = 7  # c0, 10 c0, ..., 10^6 c0
+
+
+@struct.dataclass
+class Posterior:
+    mean: jax.Array  # (outputs, features) mu
+    scale: jax.Array  # (features, features): Phi = (beta X^T X + c I)^-1, or the initial prior's matrix
+    row_variance: jax.Array  # (outputs,) sigma^2 per output row (the prior variances; 1 for the initial prior)
+    ridge: jax.Array  # the c the solve used (c0 before any solve)
+
+
+def initial_posterior(num_outputs: int, num_features: int, ridge: float) -> Posterior:
+    """Before any data (quirk Q2): a mean of all ones and the matrix I + 1e-3 * 1 1^T, used as it is."""
+    return Posterior(mean=jnp.ones((num_outputs, num_features), jnp.float32),
+                     scale=jnp.eye(num_features, dtype=jnp.float32) + 1e-3,
+                     row_variance=jnp.ones(num_outputs, jnp.float32), ridge=jnp.float32(ridge))
+
+
+def accumulate(gram, cross, features, targets, weights):
+    """gram + X^T diag(w) X and cross + X^T diag(w) Y for a batch: features (n, F), targets (n, D), weights (n,)
+    (0 for padding)."""
+    weighted = features * weights[:, None]
+    gram = gram + jnp.dot(weighted.T, features, precision=HIGHEST)
+    cross = cross + jnp.dot(weighted.T, targets, precision=HIGHEST)
+    return gram, cross
+
+
+def solve(gram, cross, row_variance, beta: float, ridge: float, use_float64: bool) -> Posterior:
+    """Phi = (beta gram + c I)^-1 with the smallest c in ridge * 10^k (k < 7) whose Cholesky factor is finite, and
+    mu = (Phi beta cross)^T. In float64 when use_float64 (the published code's solve), else float32."""
+    dtype = jnp.float64 if use_float64 else jnp.float32
+    with jax.enable_x64(use_float64):
+        precision = (beta * gram).astype(dtype)
+        eye = jnp.eye(gram.shape[0], dtype=dtype)
+
+        def factor(step):
+            c = jnp.asarray(ridge, dtype) * jnp.asarray(10.0, dtype) ** step
+            return jnp.linalg.cholesky(precision + c * eye), c
+
+        def failed(carry):
+            step, chol, _ = carry
+            return (step < MAX_RIDGE_STEPS - 1) & ~jnp.all(jnp.isfinite(chol))
+
+        def climb(carry):
+            step = carry[0] + 1
+            return (step, *factor(step))
+
+        _, chol, c = jax.lax.while_loop(failed, climb, (jnp.int32(0), *factor(jnp.int32(0))))
+        phi = jax.scipy.linalg.cho_solve((chol, True), eye)
+        mean = jnp.dot(phi, beta * cross.astype(dtype), precision=HIGHEST).T
+        return Posterior(mean=mean.astype(jnp.float32), scale=phi.astype(jnp.float32),
+                         row_variance=jnp.asarray(row_variance, jnp.float32), ridge=c.astype(jnp.float32))
+
+
+def sample(key, posterior: Posterior, textbook: bool = False) -> jax.Array:
+    """One weight matrix W (outputs, features) from the posterior (see the module doc for the two rules)."""
+    noise = jax.random.normal(key, posterior.mean.shape, jnp.float32)
+    if textbook:
+        root = jnp.linalg.cholesky(posterior.scale)
+        spread = jnp.sqrt(posterior.row_variance)[:, None] * jnp.dot(noise, root.T, precision=HIGHEST)
+    else:
+        spread = posterior.row_variance[:, None] * jnp.dot(noise, posterior.scale, precision=HIGHEST)
+    return posterior.mean + spread

@@ -1,0 +1,189 @@
+"""PSDRL's building blocks against references (psdrl.md section 11): the PyTorch-formula GRU cell, the
+autoencoder's shapes and bias-only border, PyTorch-style initialisation, the Bayesian last layer (ridge
+solution, the two sampling rules' covariances, the ridge ladder, the initial prior) and the whole-episode
+replay (reconstructed observations, no sequence crossing an episode boundary, FIFO eviction, T_eff)."""
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from agents import psdrl_networks as nets
+from agents.components import blr
+from agents.components.episode_replay import make_episode_replay
+
+
+# ------------------------------------------------------------------------------------------ networks
+def numpy_gru(x, h, w_input, w_hidden, b_input, b_hidden):
+    """PyTorch's GRU formula, written out: gates in the order r, z, n."""
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    gx, gh = x @ w_input + b_input, h @ w_hidden + b_hidden
+    size = h.shape[-1]
+    r = sig(gx[:, :size] + gh[:, :size])
+    z = sig(gx[:, size:2 * size] + gh[:, size:2 * size])
+    n = np.tanh(gx[:, 2 * size:] + r * gh[:, 2 * size:])
+    return (1 - z) * n + z * h
+
+
+def test_gru_cell_matches_the_pytorch_formula():
+    cell = hk.without_apply_rng(hk.transform(lambda x, h: nets.GRUCell(7)(x, h)))
+    rng = np.random.default_rng(0)
+    x, h = rng.normal(size=(5, 11)).astype(np.float32), rng.normal(size=(5, 7)).astype(np.float32)
+    params = cell.init(jax.random.PRNGKey(0), x, h)
+    p = {k: np.asarray(v, np.float64) for k, v in params["gru"].items()}
+    expected = numpy_gru(x.astype(np.float64), h.astype(np.float64), p["w_input"], p["w_hidden"], p["b_input"],
+                         p["b_hidden"])
+    np.testing.assert_allclose(np.asarray(cell.apply(params, x, h)), expected, atol=1e-6)
+    bound = 1 / np.sqrt(7)
+    assert all(np.abs(v).max() <= bound and np.abs(v).max() > 0.9 * bound for v in p.values())
+
+
+def test_autoencoder_shapes_at_published_size_and_bias_only_border():
+    def autoencoder(frames):
+        latent = nets.Encoder(48)(frames)
+        return latent, nets.Decoder(48)(latent)
+
+    model = hk.without_apply_rng(hk.transform(autoencoder))
+    frames = jax.random.uniform(jax.random.PRNGKey(0), (2, 64, 64, 1))
+    params = model.init(jax.random.PRNGKey(1), frames)
+    latent, reconstruction = model.apply(params, frames)
+    assert latent.shape == (2, 1536) and nets.latent_size(48) == 1536 and bool(jnp.all(latent >= 0))
+    assert reconstruction.shape == (2, 64, 64, 1)
+    bias = float(params["decoder/conv2_d_transpose_3"]["b"][0])
+    np.testing.assert_allclose(reconstruction[:, 63, :, 0], bias, rtol=1e-6)
+    np.testing.assert_allclose(reconstruction[:, :, 63, 0], bias, rtol=1e-6)
+    assert not np.allclose(reconstruction[:, 62, :, 0], bias)
+    count = sum(x.size for x in jax.tree.leaves(params))
+    assert 3.0e6 < count < 3.2e6  # 1.55 M each for the encoder and the decoder
+    # PyTorch's bounds: conv1 fan_in 16 -> 1/4; the last transposed conv's fan_in is 1 * 5^2 -> 1/5.
+    assert 0.2 < float(jnp.abs(params["encoder/conv2_d"]["w"]).max()) <= 0.25
+    assert 0.15 < float(jnp.abs(params["decoder/conv2_d_transpose_3"]["w"]).max()) <= 0.2
+
+
+def test_transition_head_feature_layer_is_linear_and_sizes():
+    head = hk.without_apply_rng(hk.transform(lambda x: nets.TransitionHead(20, 9)(x)))
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 13))
+    params = head.init(jax.random.PRNGKey(1), x)
+    phi, prediction = head.apply(params, x)
+    assert phi.shape == (3, 20) and prediction.shape == (3, 9)
+    last = params["transition_head/last"]
+    np.testing.assert_allclose(prediction, phi @ last["w"] + last["b"], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ Bayesian last layer
+def random_regression(n=300, features=6, outputs=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, features)).astype(np.float32), rng.normal(size=(n, outputs)).astype(np.float32)
+
+
+def test_posterior_mean_is_the_ridge_solution_and_accumulates_in_batches():
+    x, y = random_regression()
+    gram, cross = blr.accumulate(jnp.zeros((6, 6)), jnp.zeros((6, 3)), x[:100], y[:100], jnp.ones(100))
+    gram, cross = blr.accumulate(gram, cross, x[100:], y[100:], jnp.ones(200))
+    padded = blr.accumulate(gram, cross, np.ones((4, 6), np.float32), np.ones((4, 3), np.float32), jnp.zeros(4))
+    np.testing.assert_array_equal(padded[0], gram)  # weight 0 rows change nothing
+    posterior = blr.solve(gram, cross, jnp.full(3, 1e-3), 1.0, 100.0, use_float64=True)
+    x64 = x.astype(np.float64)
+    phi = np.linalg.inv(x64.T @ x64 + 100 * np.eye(6))
+    np.testing.assert_allclose(posterior.mean, (phi @ x64.T @ y).T, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(posterior.scale, phi, rtol=1e-5)
+    assert float(posterior.ridge) == 100.0 and posterior.mean.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("textbook", [False, True])
+def test_sample_covariance_follows_the_sampling_rule(textbook):
+    """20,000 draws of a 2-output, 3-feature posterior: the empirical covariance of each row matches sigma^4 Phi^2
+    (faithful, Q1) or sigma^2 Phi (textbook) within 6% of its largest entry."""
+    a = np.array([[2.0, 0.5, 0.1], [0.5, 1.0, 0.2], [0.1, 0.2, 0.5]], np.float32)
+    posterior = blr.Posterior(mean=jnp.arange(6.0).reshape(2, 3), scale=jnp.asarray(a),
+                              row_variance=jnp.array([0.5, 2.0]), ridge=jnp.float32(100))
+    draws = jax.vmap(lambda k: blr.sample(k, posterior, textbook))(jax.random.split(jax.random.PRNGKey(0), 20000))
+    for row, variance in enumerate([0.5, 2.0]):
+        expected = variance * a if textbook else variance ** 2 * a @ a
+        empirical = np.cov(np.asarray(draws[:, row]), rowvar=False)
+        assert np.abs(empirical - expected).max() < 0.06 * np.abs(expected).max()
+        np.testing.assert_allclose(np.asarray(draws[:, row]).mean(0), np.arange(3.0) + 3 * row,
+                                   atol=4 * np.sqrt(np.abs(expected).max() / 20000))
+
+
+@pytest.mark.parametrize("use_float64", [True, False])
+def test_ridge_ladder_climbs_until_the_factor_exists(use_float64):
+    """beta * gram = -450 I is not positive definite until c > 450: the ladder 100 -> 1000 stops at 1000."""
+    cross = jnp.ones((4, 2))
+    posterior = blr.solve(-450.0 * jnp.eye(4), cross, jnp.ones(2), 1.0, 100.0, use_float64)
+    assert float(posterior.ridge) == 1000.0
+    np.testing.assert_allclose(posterior.scale, np.eye(4) / 550.0, rtol=1e-5)
+    singular = blr.solve(jnp.zeros((4, 4)).at[0, 0].set(jnp.nan), cross, jnp.ones(2), 1.0, 100.0, use_float64)
+    assert float(singular.ridge) == 1e8  # the top of the ladder, reported (never silently a small ridge)
+
+
+def test_initial_prior_is_all_ones_mean_and_identity_plus_constant():
+    posterior = blr.initial_posterior(3, 4, 100.0)
+    np.testing.assert_array_equal(posterior.mean, np.ones((3, 4)))
+    np.testing.assert_allclose(posterior.scale, np.eye(4) + 1e-3)
+    draws = jax.vmap(lambda k: blr.sample(k, posterior))(jax.random.split(jax.random.PRNGKey(1), 4000))
+    assert abs(float(draws.var()) - float(((np.eye(4) + 1e-3) @ (np.eye(4) + 1e-3)).diagonal().mean())) < 0.1
+
+
+# ------------------------------------------------------------------------------------------ episode replay
+def fill(replay, lengths, frame_shape=(2,)):
+    """Episodes of the given lengths; frame value = 1000 * episode + step (the reset frame is step 0), so an
+    observation says which episode and step it is. The last episode is left in progress when its length is
+    negative."""
+    state = replay.init(jnp.zeros(frame_shape, jnp.int32))
+    for episode, length in enumerate(lengths):
+        state = replay.begin(state, jnp.full(frame_shape, 1000 * episode, jnp.int32))
+        for step in range(abs(length)):
+            done = step == abs(length) - 1 and length > 0
+            state = replay.add(state, step % 3, float(step), jnp.full(frame_shape, 1000 * episode + step + 1),
+                               done, 1.0)
+        if length > 0:
+            state = replay.commit(state)
+    return state
+
+
+def test_observations_are_reconstructed_exactly_across_the_ring_wrap():
+    replay = make_episode_replay(ring=20, episodes=8, capacity=10, batch=1, sequence=4)
+    state = fill(replay, [7, 6, 5, 4])  # 22 steps: the ring wrapped
+    slots = jnp.arange(20)
+    obs = np.asarray(replay.observation(state, slots))[:, 0]
+    next_frames = np.asarray(state.next_frame)[:, 0]
+    owner = np.asarray(state.episode_of)
+    for slot in range(20):
+        if np.asarray(state.valid)[owner[slot]]:
+            assert obs[slot] + 1 == next_frames[slot]  # frame 1000 e + s, then its successor
+
+
+def test_fifo_eviction_keeps_at_least_capacity_and_drops_whole_oldest_episodes():
+    replay = make_episode_replay(ring=64, episodes=8, capacity=10, batch=1, sequence=4)
+    state = fill(replay, [5, 4, 6, 3, 2])
+    valid = np.asarray(state.valid)
+    # Newest first: 2, 3, 6 (11 >= 10): episodes 2, 3, 4 kept; 0 and 1 evicted.
+    assert valid[:5].tolist() == [False, False, True, True, True]
+    assert int(replay.stored(state)) == 11 >= 10
+
+
+def test_episode_in_progress_is_never_sampled_and_sequences_stay_inside_episodes():
+    replay = make_episode_replay(ring=200, episodes=16, capacity=150, batch=64, sequence=6)
+    state = fill(replay, [9, 12, 7, 15, 8, -20])  # the last one is in progress
+    for seed in range(5):
+        sequences = replay.sample(state, jax.random.PRNGKey(seed))
+        assert int(sequences.length) == 6 and bool(sequences.mask.all())
+        obs = np.asarray(sequences.obs)[..., 0]
+        episode, step = obs // 1000, obs % 1000
+        assert (episode == episode[:, :1]).all() and (episode < 5).all()  # one committed episode per sequence
+        assert (np.diff(step, axis=1) == 1).all()  # consecutive steps
+        np.testing.assert_array_equal(np.asarray(sequences.next_obs)[..., 0], obs + 1)
+
+
+@pytest.mark.parametrize("lengths, sequence, t_eff", [([30, 12, 40], 25, 25),  # longest > T: T
+                                                      ([20, 12, 18], 25, 12),  # longest <= T: the shortest
+                                                      ([25, 12, 18], 25, 12)])  # longest == T exactly: shortest (Q9)
+def test_effective_sequence_length_and_eligibility(lengths, sequence, t_eff):
+    replay = make_episode_replay(ring=200, episodes=8, capacity=150, batch=256, sequence=sequence)
+    state = fill(replay, lengths)
+    sequences = replay.sample(state, jax.random.PRNGKey(0))
+    assert int(sequences.length) == t_eff
+    assert (np.asarray(sequences.mask).sum(axis=1) == t_eff).all()
+    sampled = np.unique(np.asarray(sequences.obs)[:, 0, 0] // 1000)
+    assert set(sampled.tolist()) == {e for e, n in enumerate(lengths) if n >= t_eff}  # shorter ones excluded
