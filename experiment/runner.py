@@ -211,8 +211,10 @@ class Runs:
     def abstract_state(self):
         return self.compiled.abstract_state(self.init_keys(), self.hparams)
 
-    def interact(self, state, index: int, train: bool):
-        return self.compiled.interact(state, self.chunk_keys(index), self.hparams, train)
+    def interact(self, state, index: int, train: bool, time_step: int = 0):
+        phase = self.compiled.agent.chunk_phase
+        static = train if phase is None else phase(time_step, train)
+        return self.compiled.interact(state, self.chunk_keys(index), self.hparams, static)
 
     def evaluate(self, state, index: int):
         return self.compiled.evaluate(state, self.evaluation_keys(index), self.hparams)
@@ -267,9 +269,11 @@ def check_memory(abstract_state, axis: RunAxis, config: dict, free=None) -> str:
     where = f"per device ({num_devices} {axis.devices[0].platform} devices)" if per_device else "of host memory"
     runs = (f"{axis.num_points} points x {axis.num_seeds} seeds" if axis.swept else f"{axis.num_seeds} seeds") + \
         (f" (+{axis.padded - axis.num_runs} padding runs)" if axis.padded > axis.num_runs else "")
-    per_transition = replay / max(axis.padded * config["buffer_size"], 1)
+    capacity_key = "buffer_size" if "buffer_size" in config else "replay_capacity"
+    capacity = config.get(capacity_key) or 1
+    per_transition = replay / max(axis.padded * capacity, 1)
     line = (f"estimated memory {_gib(need)} {where} for {runs}: replay buffers {_gib(replay)} "
-            f"({config['buffer_size']} transitions x {per_transition:.0f} B per run), other state {_gib(total - replay)}; "
+            f"({capacity} transitions x {per_transition:.0f} B per run), other state {_gib(total - replay)}; "
             f"{_gib(free_bytes)} free")
     if need <= MEMORY_HEADROOM * free_bytes:
         return line
@@ -280,7 +284,7 @@ def check_memory(abstract_state, axis: RunAxis, config: dict, free=None) -> str:
     if "replay_obs_dtype" in config and stored_obs is not None and np.dtype(stored_obs.dtype).itemsize > 1:
         options.append(f"replay_obs_dtype 'uint8' or 'bool' (observations are stored as {np.dtype(stored_obs.dtype)}; "
                        f"lossless for 0/1 or small-integer observations)")
-    options.append("a smaller buffer_size")
+    options.append(f"a smaller {capacity_key}")
     raise RunError(f"this run would not fit: {line}; options: {'; '.join(options)}")
 
 
@@ -374,7 +378,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
                 raise Interrupted(f"stopped before step {time_step}; run again with --resume to continue")
 
             train = time_step >= config["training_start_time"]
-            state, train_metrics = runs.interact(state, index, train)
+            state, train_metrics = runs.interact(state, index, train, time_step)
             train_metrics = axis.fetch(train_metrics)
             reward_rates = axis.fetch(runs.evaluate(state, index)["reward_rate"])
 

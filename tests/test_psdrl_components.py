@@ -117,6 +117,24 @@ def test_ridge_ladder_climbs_until_the_factor_exists(use_float64):
     assert float(singular.ridge) == 1e8  # the top of the ladder, reported (never silently a small ridge)
 
 
+def test_float64_solve_survives_vmap_of_a_scan_without_truncation_warnings():
+    """The harness vmaps a scan whose body solves: the float64 steps must stay float64 there (no 'not available,
+    truncated' warning) and agree with the unbatched solve."""
+    import warnings
+
+    x, y = random_regression()
+    gram, cross = blr.accumulate(jnp.zeros((6, 6)), jnp.zeros((6, 3)), x, y, jnp.ones(300))
+
+    def scanned(gram, cross):
+        return jax.lax.scan(lambda c, _: (c, blr.solve(gram, cross, jnp.ones(3), 1.0, 100.0, True).mean), 0,
+                            None, length=2)[1][-1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batched = jax.jit(jax.vmap(scanned))(gram[None], cross[None])[0]
+    np.testing.assert_allclose(batched, blr.solve(gram, cross, jnp.ones(3), 1.0, 100.0, True).mean, rtol=1e-6)
+
+
 def test_initial_prior_is_all_ones_mean_and_identity_plus_constant():
     posterior = blr.initial_posterior(3, 4, 100.0)
     np.testing.assert_array_equal(posterior.mean, np.ones((3, 4)))
@@ -183,7 +201,7 @@ def test_effective_sequence_length_and_eligibility(lengths, sequence, t_eff):
     replay = make_episode_replay(ring=200, episodes=8, capacity=150, batch=256, sequence=sequence)
     state = fill(replay, lengths)
     sequences = replay.sample(state, jax.random.PRNGKey(0))
-    assert int(sequences.length) == t_eff
+    assert int(sequences.length) == t_eff and sequences.mask.shape == (256, sequence)
     assert (np.asarray(sequences.mask).sum(axis=1) == t_eff).all()
     sampled = np.unique(np.asarray(sequences.obs)[:, 0, 0] // 1000)
     assert set(sampled.tolist()) == {e for e, n in enumerate(lengths) if n >= t_eff}  # shorter ones excluded

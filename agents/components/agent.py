@@ -6,10 +6,13 @@ class Agent(NamedTuple):
     """What `agents.<name>.make(config, env, env_params)` returns.
 
     init(key, hparams) -> state
-    interact(state, key, hparams, train) -> (state, metrics)   # eval_frequency env steps; train is static
+    interact(state, key, hparams, phase) -> (state, metrics)   # eval_frequency env steps; phase is static:
+                                                                 # `train`, or chunk_phase(time_step, train)
     evaluate(state, key, hparams) -> metrics                     # greedy episodes from fresh resets
     saved_params(state) -> pytree                                # what the .params file holds
     hparams: the vmappable hyperparameters for this config (a dataclass of scalars)
+    chunk_phase(time_step, train) -> hashable, optional: the static value interact gets for the chunk starting at
+        time_step (PSDRL: its acting segment length); one compiled program per distinct value
     """
 
     init: Callable[..., Any]
@@ -17,3 +20,4 @@ class Agent(NamedTuple):
     evaluate: Callable[..., Any]
     saved_params: Callable[..., Any]
     hparams: Any
+    chunk_phase: Callable[..., Any] | None = None

@@ -43,7 +43,8 @@ def accumulate(gram, cross, features, targets, weights):
 
 def solve(gram, cross, row_variance, beta: float, ridge: float, use_float64: bool) -> Posterior:
     """Phi = (beta gram + c I)^-1 with the smallest c in ridge * 10^k (k < 7) whose Cholesky factor is finite, and
-    mu = (Phi beta cross)^T. In float64 when use_float64 (the published code's solve), else float32."""
+    mu = (Phi beta cross)^T. The factor and Phi in float64 when use_float64 (the published code's solve), else
+    float32; Phi is then cast to float32 and mu formed in float32, as the published code does."""
     dtype = jnp.float64 if use_float64 else jnp.float32
     with jax.enable_x64(use_float64):
         precision = (beta * gram).astype(dtype)
@@ -62,10 +63,12 @@ def solve(gram, cross, row_variance, beta: float, ridge: float, use_float64: boo
             return (step, *factor(step))
 
         _, chol, c = jax.lax.while_loop(failed, climb, (jnp.int32(0), *factor(jnp.int32(0))))
-        phi = jax.scipy.linalg.cho_solve((chol, True), eye)
-        mean = jnp.dot(phi, beta * cross.astype(dtype), precision=HIGHEST).T
-        return Posterior(mean=mean.astype(jnp.float32), scale=phi.astype(jnp.float32),
-                         row_variance=jnp.asarray(row_variance, jnp.float32), ridge=c.astype(jnp.float32))
+        phi = jax.scipy.linalg.cho_solve((chol, True), eye).astype(jnp.float32)
+        c = c.astype(jnp.float32)
+    # mu in float32, as the published code forms it. (A float64 product here would be re-traced without x64
+    # when vmap batches an enclosing scan, and truncated with a warning.)
+    mean = jnp.dot(phi, beta * cross.astype(jnp.float32), precision=HIGHEST).T
+    return Posterior(mean=mean, scale=phi, row_variance=jnp.asarray(row_variance, jnp.float32), ridge=c)
 
 
 def sample(key, posterior: Posterior, textbook: bool = False) -> jax.Array:

@@ -127,7 +127,7 @@ def make_episode_replay(ring: int, episodes: int, capacity: int, batch: int, seq
         offsets = jax.random.randint(start_key, (batch,), 0, jnp.maximum(state.length[chosen] - t_eff, 0) + 1)
         steps = jnp.arange(sequence)
         index = (state.start[chosen][:, None] + offsets[:, None] + steps[None, :]) % ring
-        mask = (steps[None, :] < t_eff) & any_eligible
+        mask = jnp.broadcast_to((steps[None, :] < t_eff) & any_eligible, (batch, sequence))
         return Sequences(obs=observation(state, index), action=state.action[index], reward=state.reward[index],
                          next_obs=state.next_frame[index], done=state.done[index], mask=mask, length=t_eff)
 

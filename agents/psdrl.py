@@ -1,0 +1,471 @@
+"""PSDRL (Sasso et al. 2023): posterior sampling with a latent GRU world model and a Bayesian last layer.
+
+Reads top to bottom: config keys -> hyperparameters -> state -> networks -> one-step look-ahead -> the three
+trainers (autoencoder, transition + terminal by truncated BPTT, value through the sampled model) ->
+one model update -> acting -> chunk -> test episode. The networks are in agents/psdrl_networks.py, the
+posterior in agents/components/blr.py, the replay in agents/components/episode_replay.py, the posterior
+refit over the whole buffer in agents/psdrl_posterior.py. Faithful to the published code by default
+(psdrl.md section 9); FIX_FLAGS lists the opt-in fixes.
+
+Schedule (psdrl.md 8.2): a chunk of the harness is `segments` scans of `segment` acting steps, each followed
+by one model update: segment = warmup_freq (250) until warmup_length (100k) steps, then update_freq (1000).
+The update is never inside a vmapped lax.cond; a run with no finished episode yet keeps its old state
+(jnp.where), as the published `ep > 0` guard.
+"""
+from typing import Any
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from agents import psdrl_networks as nets
+from agents.components import blr
+from agents.components.agent import Agent
+from agents.components.config_keys import (AgentSchema, ConfigError, flag, positive_float, positive_int,
+                                           unit_interval)
+from agents.components.episode_replay import make_episode_replay
+from agents.components.networks import unit_float
+from agents.psdrl_posterior import refit_posterior
+
+FIX_FLAGS = {
+    "textbook_sampling": "Q1: sample W = mu + sqrt(sigma^2) eps chol(Phi)^T (Cov sigma^2 Phi), not mu + eps sigma^2 Phi",
+    "fix_random_action_hidden": "Q3: advance the hidden state with an epsilon-random action too",
+}
+
+# --- config keys (config.yaml's, flattened; psdrl.md 6.4) ---------------------------------------------
+CONFIG_KEYS = {
+    "reward_prior": positive_float("sigma^2 of the reward row (algorithm.reward_prior)", default=1e-3),
+    "transition_prior": positive_float("sigma^2 of the latent rows (algorithm.transition_prior)", default=1e-3),
+    "update_freq": positive_int("env steps between model updates after the warm-up", default=1000),
+    "warmup_length": positive_int("env steps of the warm-up phase", default=100000),
+    "warmup_freq": positive_int("env steps between model updates during the warm-up", default=250),
+    "policy_noise": unit_interval("probability of a uniformly random action", default=0.001),
+    "time_limit": positive_int("episode cap in agent steps (a training episode lasts up to time_limit + 1, Q7)",
+                               default=27000),
+    "test": flag("run a test episode after every chunk (experiment.test)", default=True),
+    "replay_capacity": positive_int("transitions kept (replay.capacity)", default=100000),
+    "batch_size": positive_int("sequences per batch for every trainer (replay.batch_size)", default=125),
+    "sequence_length": positive_int("steps per sampled sequence (replay.sequence_length)", default=250),
+    "transition_training_iterations": positive_int("batches per update, transition and terminal", default=3),
+    "transition_hidden_dim": positive_int("H: transition MLP width is H + gru_dim", default=1536),
+    "gru_dim": positive_int("GRU size G", default=756),
+    "transition_learning_rate": positive_float("Adam step size, transition net", default=1e-4),
+    "window_length": positive_int("TBPTT window = window_length + 1 steps", default=4),
+    "value_training_iterations": positive_int("batches per update, value net", default=3),
+    "value_hidden_dim": positive_int("value width = value_hidden_dim + gru_dim", default=1536),
+    "value_learning_rate": positive_float("Adam step size, value net", default=1e-4),
+    "target_update_freq": positive_int("value target copy every this many sequence steps", default=4),
+    "discount": unit_interval("gamma, fitting and acting", default=0.99),
+    "terminal_hidden_dim": positive_int("terminal net width", default=1536),
+    "terminal_learning_rate": positive_float("Adam step size, terminal net", default=1e-4),
+    "terminal_training_iterations": positive_int("accepted, never read (Q13: the transition count is used)",
+                                                 default=3),
+    "representation_training_iterations": positive_int("batches per update, autoencoder", default=3),
+    "representation_learning_rate": positive_float("Adam step size, autoencoder", default=1e-4),
+    "embed_dim": positive_int("latent size E; must equal conv_feat * 32", default=1536),
+    "conv_feat": positive_int("encoder's first conv channels (settings.py CONV_FEAT)", default=48),
+    "blr_coefficient": positive_float("first ridge c0 of the posterior solve (BLR_COEFFICIENT)", default=100.0),
+    "one_over_lambda": positive_float("beta, the Gram's scale (ONE_OVER_LAMBDA)", default=1.0),
+    "terminal_threshold": unit_interval("a predicted terminal >= this ends the look-ahead (TP_THRESHOLD)",
+                                        default=0.5),
+    "episode_table_size": positive_int("episodes the replay's table holds (whole-episode FIFO)", default=4096),
+    "posterior_lanes": positive_int("parallel lanes of the posterior refit over the buffer", default=128),
+    "solve_in_float64": flag("the posterior's Cholesky solve in float64 (float32 with the ridge ladder otherwise)",
+                             default=True),
+    "textbook_sampling": flag(FIX_FLAGS["textbook_sampling"]),
+    "fix_random_action_hidden": flag(FIX_FLAGS["fix_random_action_hidden"]),
+}
+SWEEPABLE_KEYS = ("transition_learning_rate", "terminal_learning_rate", "value_learning_rate",
+                  "representation_learning_rate", "discount", "reward_prior", "transition_prior", "policy_noise")
+SHAPE_KEYS = {name: "the networks" for name in ("transition_hidden_dim", "gru_dim", "value_hidden_dim",
+                                                "terminal_hidden_dim", "embed_dim", "conv_feat")}
+SHAPE_KEYS.update({"replay_capacity": "the replay ring", "batch_size": "the batches",
+                   "sequence_length": "the batches", "episode_table_size": "the replay table",
+                   "posterior_lanes": "the posterior refit", "window_length": "the TBPTT windows",
+                   "time_limit": "the replay ring and the test episode", "update_freq": "the chunks",
+                   "warmup_freq": "the chunks", "warmup_length": "the chunks"})
+
+
+def check_config(config, obs_shape: tuple) -> None:
+    if tuple(obs_shape) != (64, 64, 1):
+        raise ConfigError(f"PSDRL needs 64 x 64 x 1 frames (env_wrappers pixels: 64, or the Atari protocol psdrl); "
+                          f"{config['environment']} gives {tuple(obs_shape)}")
+    if config["embed_dim"] != nets.latent_size(config["conv_feat"]):
+        raise ConfigError(f"embed_dim ({config['embed_dim']}) must equal conv_feat * 32 = "
+                          f"{nets.latent_size(config['conv_feat'])} (the encoder's 2 x 2 x 8 conv_feat output)")
+    for name in ("warmup_freq", "update_freq"):
+        if config["eval_frequency"] % config[name]:
+            raise ConfigError(f"{name} ({config[name]}) must divide eval_frequency ({config['eval_frequency']}): "
+                              f"a chunk holds whole acting segments, each ended by a model update")
+    if config["warmup_length"] % config["eval_frequency"]:
+        raise ConfigError(f"eval_frequency ({config['eval_frequency']}) must divide warmup_length "
+                          f"({config['warmup_length']}): a chunk's segments all have one length")
+    if config["replay_capacity"] < config["sequence_length"]:
+        raise ConfigError("replay_capacity must hold at least one sequence (sequence_length)")
+
+
+CONFIG_SCHEMAS = {"PSDRL": AgentSchema(name="PSDRL", keys=CONFIG_KEYS, sweepable=SWEEPABLE_KEYS,
+                                       shape_keys=SHAPE_KEYS, check=check_config)}
+
+
+@struct.dataclass
+class PSDRLHyperparams:
+    representation_learning_rate: float
+    transition_learning_rate: float
+    terminal_learning_rate: float
+    value_learning_rate: float
+    discount: float
+    reward_prior: float
+    transition_prior: float
+    policy_noise: float
+
+
+def hyperparams_from_config(config) -> PSDRLHyperparams:
+    return PSDRLHyperparams(**{name: config[name] for name in PSDRLHyperparams.__dataclass_fields__})
+
+
+@struct.dataclass
+class PSDRLState:
+    params: dict  # autoencoder, transition (GRU + head), terminal, value
+    target_value: Any
+    opt_states: dict  # one persistent Adam state per network (Q12)
+    posterior: blr.Posterior
+    weights: jax.Array  # the sampled last layer W (E + 1, L): drives acting until the next update
+    replay: Any
+    env_state: Any
+    frame: jax.Array  # the current observation (uint8)
+    hidden: jax.Array  # (G,) the acting GRU state
+    episode_step: jax.Array
+    episodes_done: jax.Array  # `ep`: no update before the first episode ends (Q20)
+    episode_return: jax.Array
+    env_steps: jax.Array
+    ridge: jax.Array  # the ridge c of the last posterior solve (logged)
+
+
+def networks(config, num_actions: int):
+    """Haiku transforms: autoencoder, encoder, transition step, terminal, value."""
+    conv_feat, gru = config["conv_feat"], config["gru_dim"]
+    width = config["transition_hidden_dim"] + gru
+    embed = config["embed_dim"]
+
+    def transition(latent, action, hidden):
+        x = jnp.concatenate([latent, jax.nn.one_hot(action, num_actions)], axis=-1)
+        hidden = nets.GRUCell(gru)(x, hidden)
+        phi, prediction = nets.TransitionHead(width, embed + 1)(jnp.concatenate([hidden, x], axis=-1))
+        return hidden, phi, prediction
+
+    def value(latent, hidden):
+        return nets.mlp_head(jnp.concatenate([latent, hidden], axis=-1), config["value_hidden_dim"] + gru, 4, "value")
+
+    pure = lambda f: hk.without_apply_rng(hk.transform(f))  # noqa: E731
+    return (pure(lambda f: nets.Decoder(conv_feat)(nets.Encoder(conv_feat)(f))),
+            pure(lambda f: nets.Encoder(conv_feat)(f)), pure(transition),
+            pure(lambda s: nets.mlp_head(s, config["terminal_hidden_dim"], 3, "terminal")), pure(value))
+
+
+def make(config, env, env_params) -> Agent:
+    num_actions = env.action_space(env_params).n
+    autoencoder, encoder, transition, terminal, value = networks(config, num_actions)
+    embed, gru = config["embed_dim"], config["gru_dim"]
+    features = config["transition_hidden_dim"] + gru
+    batch, sequence, window = config["batch_size"], config["sequence_length"], config["window_length"] + 1
+    threshold, textbook = config["terminal_threshold"], config["textbook_sampling"]
+    time_limit, chunk_length = config["time_limit"], config["eval_frequency"]
+    replay = make_episode_replay(ring=config["replay_capacity"] + 2 * (time_limit + 2),
+                                 episodes=config["episode_table_size"], capacity=config["replay_capacity"],
+                                 batch=batch, sequence=sequence)
+
+    def adam(learning_rate):
+        return optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+
+    def optimizers(hp: PSDRLHyperparams):
+        return {"autoencoder": adam(hp.representation_learning_rate), "transition": adam(hp.transition_learning_rate),
+                "terminal": adam(hp.terminal_learning_rate), "value": adam(hp.value_learning_rate)}
+
+    # --- one-step look-ahead through the sampled model (psdrl.md section 5) ------------------------------
+    def predict(params, weights, latent, hidden):
+        """For every action: (next latent (A, E), reward (A,), terminal (A,) raw, next hidden (A, G))."""
+        actions = jnp.arange(num_actions)
+        next_hidden, phi, _ = transition.apply(params["transition"], jnp.broadcast_to(latent, (num_actions, embed)),
+                                               actions, jnp.broadcast_to(hidden, (num_actions, gru)))
+        output = jnp.dot(phi, weights.T)
+        next_latent, reward = output[:, :embed], output[:, embed]
+        return next_latent, reward, terminal.apply(params["terminal"], next_latent), next_hidden
+
+    def action_values(params, value_params, weights, latent, hidden, discount):
+        next_latent, reward, done, next_hidden = predict(params, weights, latent, hidden)
+        continues = (done < threshold).astype(jnp.float32)
+        return reward + discount * value.apply(value_params, next_latent, next_hidden) * continues, next_hidden
+
+    # --- trainers (psdrl.md 2, 3, 5), masked steps leave params and Adam state as they were ---------------
+    def keep_if(active, new, old):
+        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old)
+
+    def train_autoencoder(params, opt_state, sequences, hp):
+        """One Adam step per sequence on its frames' pixel MSE (masked mean over the T_eff real steps)."""
+        optimizer = optimizers(hp)["autoencoder"]
+
+        def step(carry, item):
+            params, opt_state = carry
+            frames, mask = item
+
+            def loss(p):
+                error = (autoencoder.apply(p, frames) - frames) ** 2
+                per_frame = jnp.mean(error, axis=(1, 2, 3))
+                return jnp.sum(per_frame * mask) / jnp.maximum(jnp.sum(mask), 1)
+
+            value_, grads = jax.value_and_grad(loss)(params)
+            updates, new_opt = optimizer.update(grads, opt_state, params)
+            new = (optax.apply_updates(params, updates), new_opt)
+            return keep_if(jnp.any(mask), new, (params, opt_state)), value_
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state),
+                                                   (unit_float(sequences.obs), sequences.mask))
+        return params, opt_state, losses[-1]
+
+    def train_transition(params, opt_states, sequences, hp):
+        """Truncated BPTT in windows of window_length + 1 steps from h = 0 (Q10, Q15): per window the summed
+        transition and terminal MSEs / the window's real steps, one Adam step each, h carried detached."""
+        opts = optimizers(hp)
+        latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.obs)))
+        next_latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.next_obs)))
+        targets = jnp.concatenate([next_latent, sequences.reward[..., None]], axis=-1)
+        num_windows = -(-sequence // window)
+        pad = num_windows * window - sequence
+
+        def windows(x):  # (B, T, ...) -> (windows, window, B, ...)
+            x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
+            return jnp.moveaxis(x.reshape((batch, num_windows, window) + x.shape[2:]), 0, 2)
+
+        def window_step(carry, item):
+            trans_params, term_params, trans_opt, term_opt, hidden = carry
+            s, a, y, s1, done, mask = item
+
+            def loss(trans_params, term_params):
+                def step(h, inputs):
+                    s, a, y, s1, done, m = inputs
+                    h, _, prediction = transition.apply(trans_params, s, a, h)
+                    trans = jnp.mean((prediction - y) ** 2, axis=-1)
+                    term = (terminal.apply(term_params, s1) - done.astype(jnp.float32)) ** 2
+                    return h, (trans * m, term * m)
+
+                h, (trans, term) = jax.lax.scan(step, hidden, (s, a, y, s1, done, mask))
+                count = jnp.maximum(jnp.sum(mask[:, 0]), 1)  # real steps in the window (the same for every sequence)
+                return jnp.sum(jnp.mean(trans, axis=1)) / count + jnp.sum(jnp.mean(term, axis=1)) / count, (h, trans,
+                                                                                                           term, count)
+
+            (_, (h, trans, term, count)), (g_trans, g_term) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+                trans_params, term_params)
+            u, new_trans_opt = opts["transition"].update(g_trans, trans_opt, trans_params)
+            v, new_term_opt = opts["terminal"].update(g_term, term_opt, term_params)
+            new = (optax.apply_updates(trans_params, u), optax.apply_updates(term_params, v), new_trans_opt, new_term_opt)
+            active = jnp.any(mask)
+            trans_params, term_params, trans_opt, term_opt = keep_if(active, new, (trans_params, term_params,
+                                                                                   trans_opt, term_opt))
+            losses = (jnp.sum(jnp.mean(trans, axis=1)) / count, jnp.sum(jnp.mean(term, axis=1)) / count)
+            return (trans_params, term_params, trans_opt, term_opt, jax.lax.stop_gradient(h)), (losses, active)
+
+        carry = (params["transition"], params["terminal"], opt_states["transition"], opt_states["terminal"],
+                 jnp.zeros((batch, gru)))
+        items = tuple(windows(x) for x in (latent, sequences.action, targets, next_latent, sequences.done,
+                                           sequences.mask))
+        (trans_params, term_params, trans_opt, term_opt, _), ((trans_loss, term_loss), active) = jax.lax.scan(
+            window_step, carry, items)
+        last = jnp.maximum(jnp.sum(active) - 1, 0)
+        params = {**params, "transition": trans_params, "terminal": term_params}
+        return params, {**opt_states, "transition": trans_opt, "terminal": term_opt}, trans_loss[last], term_loss[last]
+
+    def value_targets(params, target_params, weights, latent, hidden, discount):
+        """y = max_a [r_a + gamma V_target(s'_a, h'_a) 1(terminal_a < threshold)] per sequence, and the h'_a."""
+        q, next_hidden = jax.vmap(action_values, in_axes=(None, None, None, 0, 0, None))(
+            params, target_params, weights, latent, hidden, discount)
+        return jnp.max(q, axis=-1), next_hidden
+
+    def train_value(params, value_params, target_params, opt_state, weights, sequences, hp):
+        """Fitted Bellman iteration on real replay states with one imagined step (Eq. 5): the target copied every
+        target_update_freq steps of the sequence; h follows the action taken in the data."""
+        optimizer = optimizers(hp)["value"]
+        latent = encoder.apply(params["autoencoder"], unit_float(sequences.obs))  # (B, T, E)
+
+        def step(carry, item):
+            value_params, target_params, opt_state, hidden = carry
+            index, s, a, mask = item
+            target_params = keep_if(index % config["target_update_freq"] == 0, value_params, target_params)
+            y, next_hidden = value_targets(params, target_params, weights, s, hidden, hp.discount)
+
+            def loss(p):
+                return jnp.mean((value.apply(p, s, hidden) - jax.lax.stop_gradient(y)) ** 2)
+
+            loss_value, grads = jax.value_and_grad(loss)(value_params)
+            updates, new_opt = optimizer.update(grads, opt_state, value_params)
+            new = (optax.apply_updates(value_params, updates), new_opt)
+            value_params, opt_state = keep_if(mask, new, (value_params, opt_state))
+            hidden = jnp.take_along_axis(next_hidden, a[:, None, None], axis=1)[:, 0]
+            return (value_params, target_params, opt_state, hidden), loss_value
+
+        items = (jnp.arange(sequence), jnp.moveaxis(latent, 1, 0), sequences.action.T, sequences.mask[0])
+        (value_params, target_params, opt_state, _), losses = jax.lax.scan(
+            step, (value_params, target_params, opt_state, jnp.zeros((batch, gru))), items)
+        return value_params, target_params, opt_state, losses[jnp.maximum(sequences.length - 1, 0)]
+
+    # --- one model update (psdrl.md 6.2) ---------------------------------------------------------------
+    def update(state: PSDRLState, key, hp: PSDRLHyperparams):
+        ae_key, trans_key, value_key, sample_key = jax.random.split(key, 4)
+        params, opt_states = state.params, state.opt_states
+
+        def repeat(key, count, body, carry):
+            return jax.lax.scan(lambda c, k: body(c, replay.sample(state.replay, k)), carry,
+                                jax.random.split(key, count))
+
+        (ae_params, ae_opt), ae_losses = repeat(
+            ae_key, config["representation_training_iterations"],
+            lambda c, seqs: (lambda out: ((out[0], out[1]), out[2]))(train_autoencoder(c[0], c[1], seqs, hp)),
+            (params["autoencoder"], opt_states["autoencoder"]))
+        params = {**params, "autoencoder": ae_params}
+        opt_states = {**opt_states, "autoencoder": ae_opt}
+
+        def transition_round(carry, seqs):
+            params, opt_states = carry
+            params, opt_states, trans_loss, term_loss = train_transition(params, opt_states, seqs, hp)
+            return (params, opt_states), (trans_loss, term_loss)
+
+        (params, opt_states), (trans_losses, term_losses) = repeat(
+            trans_key, config["transition_training_iterations"], transition_round, (params, opt_states))
+
+        posterior = refit_posterior(config, replay, state.replay, params, encoder, transition,
+                                    jnp.array([hp.transition_prior] * embed + [hp.reward_prior]))
+        weights = blr.sample(sample_key, posterior, textbook)
+
+        def value_round(carry, seqs):
+            value_params, target_params, opt_state = carry
+            value_params, target_params, opt_state, loss = train_value(params, value_params, target_params, opt_state,
+                                                                       weights, seqs, hp)
+            return (value_params, target_params, opt_state), loss
+
+        (value_params, target_value, value_opt), value_losses = repeat(
+            value_key, config["value_training_iterations"], value_round,
+            (params["value"], state.target_value, opt_states["value"]))
+        updated = state.replace(params={**params, "value": value_params}, target_value=target_value,
+                                opt_states={**opt_states, "value": value_opt}, posterior=posterior, weights=weights,
+                                ridge=posterior.ridge)
+        ready = state.episodes_done > 0
+        metrics = {"loss_ae": ae_losses[-1], "loss_transition": trans_losses[-1], "loss_terminal": term_losses[-1],
+                   "loss_value": value_losses[-1], "ridge": posterior.ridge,
+                   "posterior_transitions": replay.stored(state.replay).astype(jnp.float32)}
+        metrics = {name: jnp.where(ready, x, jnp.nan) for name, x in metrics.items()}
+        return keep_if(ready, updated, state), metrics
+
+    # --- acting (psdrl.md 5, Eq. 8) --------------------------------------------------------------------
+    def choose(state: PSDRLState, key, hp: PSDRLHyperparams):
+        """(action, next hidden): epsilon-random (h not advanced, Q3) or greedy in the look-ahead with numpy's
+        isclose tie-break at random."""
+        noise_key, random_key, tie_key = jax.random.split(key, 3)
+        hidden = jnp.where(state.episode_step == 0, 0.0, state.hidden)
+        latent = encoder.apply(state.params["autoencoder"], unit_float(state.frame))
+        q, next_hidden = action_values(state.params, state.params["value"], state.weights, latent, hidden,
+                                       hp.discount)
+        best = jnp.max(q)
+        ties = jnp.abs(q - best) <= 1e-8 + 1e-5 * jnp.abs(best)
+        greedy = jax.random.categorical(tie_key, jnp.where(ties, 0.0, -jnp.inf))
+        explore = jax.random.bernoulli(noise_key, hp.policy_noise)
+        action = jnp.where(explore, jax.random.randint(random_key, (), 0, num_actions), greedy)
+        advanced = next_hidden[action]
+        if not config["fix_random_action_hidden"]:
+            advanced = jnp.where(explore, hidden, advanced)
+        return action, advanced
+
+    def env_step(state: PSDRLState, key, hp: PSDRLHyperparams):
+        act_key, env_key, reset_key = jax.random.split(key, 3)
+        action, hidden = choose(state, act_key, hp)
+        next_frame, env_state, reward, terminated, info = env.step_env(env_key, state.env_state, action, env_params)
+        # A time-limit cut is stored as a true terminal (Q6); the training cap is time_limit + 1 steps (Q7).
+        done = terminated | env.is_truncated(env_state, env_params) | (state.episode_step >= time_limit)
+        score = info.get("raw_reward", reward).astype(jnp.float32)
+        buffer = replay.add(state.replay, action, jnp.tanh(reward.astype(jnp.float32)), next_frame, done, score)
+        buffer = jax.tree.map(lambda c, b: jnp.where(done, c, b), replay.commit(buffer), buffer)
+        reset_frame, reset_state = env.reset_env(reset_key, env_params)
+        buffer = jax.tree.map(lambda n, b: jnp.where(done, n, b), replay.begin(buffer, reset_frame), buffer)
+        episode_return = state.episode_return + score
+        state = state.replace(
+            replay=buffer, hidden=hidden, env_steps=state.env_steps + 1,
+            env_state=jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, env_state),
+            frame=jnp.where(done, reset_frame, next_frame), episode_step=jnp.where(done, 0, state.episode_step + 1),
+            episodes_done=state.episodes_done + done, episode_return=jnp.where(done, 0.0, episode_return))
+        record = {"episode_ended": done, "episode_return": episode_return,
+                  "episode_length": jnp.where(done, state.episode_step, 0), "reward": score}
+        return state, record
+
+    # --- the harness contract ----------------------------------------------------------------------------
+    def init(key, hp: PSDRLHyperparams) -> PSDRLState:
+        keys = jax.random.split(key, 7)
+        frame, env_state = env.reset(keys[0], env_params)
+        dummy = jnp.zeros((1,) + frame.shape, jnp.float32)
+        latent = jnp.zeros((1, embed))
+        params = {"autoencoder": autoencoder.init(keys[1], dummy),
+                  "transition": transition.init(keys[2], latent, jnp.zeros(1, jnp.int32), jnp.zeros((1, gru))),
+                  "terminal": terminal.init(keys[3], latent), "value": value.init(keys[4], latent, jnp.zeros((1, gru)))}
+        opts = optimizers(hp)
+        posterior = blr.initial_posterior(embed + 1, features, config["blr_coefficient"])
+        buffer = replay.begin(replay.init(frame), frame)
+        return PSDRLState(params=params, target_value=params["value"],
+                          opt_states={name: opts[name].init(params[name]) for name in opts}, posterior=posterior,
+                          weights=blr.sample(keys[5], posterior, textbook), replay=buffer, env_state=env_state,
+                          frame=frame, hidden=jnp.zeros(gru), episode_step=jnp.int32(0), episodes_done=jnp.int32(0),
+                          episode_return=jnp.float32(0), env_steps=jnp.int32(0), ridge=posterior.ridge)
+
+    def chunk_phase(time_step: int, train: bool):
+        """The segment length of the chunk starting at time_step (static: one compiled program per length)."""
+        return (train, config["warmup_freq"] if time_step < config["warmup_length"] else config["update_freq"])
+
+    def interact(state: PSDRLState, key, hp: PSDRLHyperparams, phase):
+        train, segment = phase
+
+        def run_segment(state, key):
+            step_key, update_key = jax.random.split(key)
+            state, record = jax.lax.scan(lambda s, k: env_step(s, k, hp), state, jax.random.split(step_key, segment))
+            metrics = {}
+            if train:
+                state, metrics = update(state, update_key, hp)
+            return state, (record, metrics)
+
+        state, (record, metrics) = jax.lax.scan(run_segment, state, jax.random.split(key, chunk_length // segment))
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), record)
+        out = {"train_reward_rates": jnp.mean(flat["reward"]), "episode_ended": flat["episode_ended"],
+               "episode_return": flat["episode_return"], "episode_length": flat["episode_length"]}
+        for name, values in metrics.items():  # the last update of the chunk (NaN before the first episode ends)
+            out[name] = values[-1]
+        return state, out
+
+    def evaluate(state: PSDRLState, key, hp: PSDRLHyperparams):
+        """One test episode with the behaviour policy (the sampled W, the value net, epsilon, tie-breaks; Q19),
+        up to time_limit steps, from a fresh reset and h = 0."""
+        reset_key, loop_key = jax.random.split(key)
+        frame, env_state = env.reset(reset_key, env_params)
+        test = state.replace(frame=frame, env_state=env_state, episode_step=jnp.int32(0))
+
+        def running(carry):
+            test, _, done, _ = carry
+            return ~done & (test.episode_step < time_limit)
+
+        def step(carry):
+            test, total, _, key = carry
+            key, act_key, env_key = jax.random.split(key, 3)
+            action, hidden = choose(test, act_key, hp)
+            frame, env_state, reward, terminated, info = env.step_env(env_key, test.env_state, action, env_params)
+            done = terminated | env.is_truncated(env_state, env_params)
+            total = total + info.get("raw_reward", reward).astype(jnp.float32)
+            return (test.replace(frame=frame, env_state=env_state, hidden=hidden, episode_step=test.episode_step + 1),
+                    total, done, key)
+
+        if not config["test"]:
+            return {"reward_rate": jnp.float32(jnp.nan)}
+        _, total, _, _ = jax.lax.while_loop(running, step, (test, jnp.float32(0), jnp.bool_(False), loop_key))
+        return {"reward_rate": total}
+
+    def saved_params(state: PSDRLState):
+        return {**state.params, "posterior_mean": state.posterior.mean, "sampled_weights": state.weights}
+
+    return Agent(init=init, interact=interact, evaluate=evaluate, saved_params=saved_params,
+                 hparams=hyperparams_from_config(config), chunk_phase=chunk_phase)
