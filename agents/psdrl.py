@@ -165,13 +165,35 @@ def networks(config, num_actions: int):
             pure(lambda s: nets.mlp_head(s, config["terminal_hidden_dim"], 3, "terminal")), pure(value))
 
 
+def lookahead(config, num_actions: int, transition, terminal, value):
+    """The one-step look-ahead through the sampled model (psdrl.md section 5): predict(params, W, s, h) gives, for
+    every action, (next latent (A, E), reward (A,), raw terminal (A,), next hidden (A, G)); action_values gives
+    Q_a = r_a + gamma V(s'_a, h'_a) 1(terminal_a < threshold) and the next hiddens."""
+    embed, gru, threshold = config["embed_dim"], config["gru_dim"], config["terminal_threshold"]
+
+    def predict(params, weights, latent, hidden):
+        actions = jnp.arange(num_actions)
+        next_hidden, phi, _ = transition.apply(params["transition"], jnp.broadcast_to(latent, (num_actions, embed)),
+                                               actions, jnp.broadcast_to(hidden, (num_actions, gru)))
+        output = jnp.dot(phi, weights.T)  # the sampled last layer: no bias (the posterior has no intercept)
+        next_latent, reward = output[:, :embed], output[:, embed]
+        return next_latent, reward, terminal.apply(params["terminal"], next_latent), next_hidden
+
+    def action_values(params, value_params, weights, latent, hidden, discount):
+        next_latent, reward, done, next_hidden = predict(params, weights, latent, hidden)
+        continues = (done < threshold).astype(jnp.float32)
+        return reward + discount * value.apply(value_params, next_latent, next_hidden) * continues, next_hidden
+
+    return predict, action_values
+
+
 def make(config, env, env_params) -> Agent:
     num_actions = env.action_space(env_params).n
     autoencoder, encoder, transition, terminal, value = networks(config, num_actions)
     embed, gru = config["embed_dim"], config["gru_dim"]
     features = config["transition_hidden_dim"] + gru
     batch, sequence, window = config["batch_size"], config["sequence_length"], config["window_length"] + 1
-    threshold, textbook = config["terminal_threshold"], config["textbook_sampling"]
+    textbook = config["textbook_sampling"]
     time_limit, chunk_length = config["time_limit"], config["eval_frequency"]
     replay = make_episode_replay(ring=config["replay_capacity"] + 2 * (time_limit + 2),
                                  episodes=config["episode_table_size"], capacity=config["replay_capacity"],
@@ -184,20 +206,7 @@ def make(config, env, env_params) -> Agent:
         return {"autoencoder": adam(hp.representation_learning_rate), "transition": adam(hp.transition_learning_rate),
                 "terminal": adam(hp.terminal_learning_rate), "value": adam(hp.value_learning_rate)}
 
-    # --- one-step look-ahead through the sampled model (psdrl.md section 5) ------------------------------
-    def predict(params, weights, latent, hidden):
-        """For every action: (next latent (A, E), reward (A,), terminal (A,) raw, next hidden (A, G))."""
-        actions = jnp.arange(num_actions)
-        next_hidden, phi, _ = transition.apply(params["transition"], jnp.broadcast_to(latent, (num_actions, embed)),
-                                               actions, jnp.broadcast_to(hidden, (num_actions, gru)))
-        output = jnp.dot(phi, weights.T)
-        next_latent, reward = output[:, :embed], output[:, embed]
-        return next_latent, reward, terminal.apply(params["terminal"], next_latent), next_hidden
-
-    def action_values(params, value_params, weights, latent, hidden, discount):
-        next_latent, reward, done, next_hidden = predict(params, weights, latent, hidden)
-        continues = (done < threshold).astype(jnp.float32)
-        return reward + discount * value.apply(value_params, next_latent, next_hidden) * continues, next_hidden
+    predict, action_values = lookahead(config, num_actions, transition, terminal, value)
 
     # --- trainers (psdrl.md 2, 3, 5), masked steps leave params and Adam state as they were ---------------
     def keep_if(active, new, old):

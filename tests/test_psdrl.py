@@ -1,0 +1,166 @@
+"""PSDRL as an agent (agents/psdrl.py): its config keys, the chunk schedule, the look-ahead's value targets on a
+hand-made model, the posterior refit in lanes against a per-episode reference, an update skipped before the
+first episode ends leaving every parameter and Adam state bit-identical, and a tiny run through the harness
+that resumes to the same result."""
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from agents import psdrl
+from agents.components.episode_replay import make_episode_replay
+from agents.psdrl_posterior import lane_bounds, refit_posterior
+from experiment import config as config_lib
+from experiment import runner
+
+TINY = "configs/psdrl/tiny_test.json"
+
+
+def tiny(**changes):
+    raw = config_lib.load_json(TINY)
+    return config_lib.validate("PSDRL", {**raw, **changes})
+
+
+# ------------------------------------------------------------------------------------------ config
+@pytest.mark.parametrize("changes, message", [
+    ({"env_wrappers": {"pixels": 32}}, "PSDRL needs 64 x 64 x 1 frames"),
+    ({"embed_dim": 100}, "embed_dim \\(100\\) must equal conv_feat \\* 32 = 64"),
+    ({"warmup_freq": 30}, "warmup_freq \\(30\\) must divide eval_frequency"),
+    ({"warmup_length": 150}, "must divide warmup_length"),
+    ({"policy_noise": 1.5}, "'policy_noise' must be a number in \\[0, 1\\]"),
+    ({"gru_dims": 8}, "unknown config key 'gru_dims' for PSDRL; did you mean 'gru_dim'"),
+])
+def test_bad_configs_are_refused_naming_the_key(changes, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        tiny(**changes)
+
+
+def test_published_defaults_and_the_chunk_schedule():
+    config = tiny()
+    assert config_lib.SCHEMAS["PSDRL"].keys["gru_dim"].default == 756
+    assert config_lib.SCHEMAS["PSDRL"].keys["update_freq"].default == 1000
+    env, params = envs.make_from_config(config)
+    agent = psdrl.make(config, env, params)
+    # warmup_length 100, warmup_freq 50, update_freq 100 (tiny_test.json)
+    assert agent.chunk_phase(0, True) == (True, 50) and agent.chunk_phase(100, True) == (True, 100)
+    assert agent.chunk_phase(0, False) == (False, 50)
+    with pytest.raises(config_lib.ConfigError, match="sweep over 'gru_dim' is refused: it shapes the networks"):
+        tiny(sweep={"gru_dim": [8, 16]})
+    assert len(tiny(sweep={"value_learning_rate": [1e-4, 3e-4]})["sweep"]) == 2
+
+
+# ------------------------------------------------------------------------------------------ look-ahead
+def test_action_values_through_a_hand_made_model():
+    """Q_a = r_a + gamma V(s'_a, h'_a) 1(terminal(s'_a) < 0.5), with r_a and s'_a = W phi_a (no bias): checked
+    against the networks applied one action at a time, with the terminal forced above and below 0.5."""
+    config = tiny()
+    num_actions = 3
+    _, _, transition, terminal, value = psdrl.networks(config, num_actions)
+    predict, action_values = psdrl.lookahead(config, num_actions, transition, terminal, value)
+    embed, gru = config["embed_dim"], config["gru_dim"]
+    features = config["transition_hidden_dim"] + gru
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    latent, hidden = jax.random.normal(keys[0], (embed,)), jax.random.normal(keys[1], (gru,))
+    params = {"transition": transition.init(keys[2], latent[None], jnp.zeros(1, jnp.int32), hidden[None]),
+              "terminal": terminal.init(keys[3], latent[None])}
+    value_params = value.init(keys[4], latent[None], hidden[None])
+    weights = jax.random.normal(jax.random.PRNGKey(9), (embed + 1, features)) * 0.1
+    for bias, continues in [(0.7, 0.0), (-0.3, 1.0)]:  # the terminal net's output is its last bias
+        term = jax.tree.map(jnp.zeros_like, params["terminal"])
+        term["terminal/out"]["b"] = jnp.array([bias])
+        model = {**params, "terminal": term}
+        q, next_hidden = action_values(model, value_params, weights, latent, hidden, 0.9)
+        for a in range(num_actions):
+            h, phi, _ = transition.apply(params["transition"], latent[None], jnp.array([a]), hidden[None])
+            out = phi[0] @ weights.T
+            expected = out[embed] + 0.9 * value.apply(value_params, out[None, :embed], h)[0] * continues
+            np.testing.assert_allclose(q[a], expected, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(next_hidden[a], h[0], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ posterior
+def test_posterior_lanes_equal_a_per_episode_reference():
+    """Mixed episode lengths, a wrapped ring and an episode in progress: the lanes' Gram and cross terms (seen
+    through the posterior mean and scale) equal running each kept episode from h = 0 on its own."""
+    config = tiny(posterior_lanes=3)
+    num_actions = 5
+    autoencoder, encoder, transition, _, _ = psdrl.networks(config, num_actions)
+    embed, gru = config["embed_dim"], config["gru_dim"]
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    params = {"autoencoder": autoencoder.init(keys[0], jnp.zeros((1, 64, 64, 1))),
+              "transition": transition.init(keys[1], jnp.zeros((1, embed)), jnp.zeros(1, jnp.int32),
+                                            jnp.zeros((1, gru)))}
+    replay = make_episode_replay(ring=40, episodes=8, capacity=20, batch=2, sequence=4)
+    rng = np.random.default_rng(0)
+    frame = lambda: jnp.asarray(rng.integers(0, 256, (64, 64, 1)), jnp.uint8)  # noqa: E731
+    state = replay.init(frame())
+    episodes = []
+    for length in [9, 5, 7, 4, 6, 3, -4]:  # 38 steps with the one in progress: the ring wraps
+        state = replay.begin(state, first := frame())
+        steps = []
+        for step in range(abs(length)):
+            action, reward, nxt = int(rng.integers(num_actions)), float(rng.normal()), frame()
+            state = replay.add(state, action, np.tanh(reward), nxt, step == length - 1, reward)
+            steps.append((action, np.tanh(reward), nxt))
+        if length > 0:
+            state = replay.commit(state)
+        episodes.append((first, steps, length > 0))
+    kept = np.asarray(state.valid)
+    first_pos, starts, ends = lane_bounds(state, 3)
+    assert int(ends[-1]) == int(replay.stored(state)) >= 20
+    features = config["transition_hidden_dim"] + gru
+    gram, cross = np.zeros((features, features)), np.zeros((features, embed + 1))
+    slot_of = {}
+    for index, (first, steps, committed) in enumerate(episodes):
+        slot_of[index] = index % 8
+        if not committed or not kept[index % 8]:
+            continue
+        h, obs = jnp.zeros((1, gru)), first
+        for action, reward, nxt in steps:
+            s = encoder.apply(params["autoencoder"], obs[None].astype(jnp.float32) / 255)
+            s1 = encoder.apply(params["autoencoder"], nxt[None].astype(jnp.float32) / 255)
+            h, phi, _ = transition.apply(params["transition"], s, jnp.array([action]), h)
+            phi = np.asarray(phi, np.float64)
+            gram += phi.T @ phi
+            cross += phi.T @ np.concatenate([np.asarray(s1, np.float64), [[reward]]], axis=1)
+            obs = nxt
+    expected = refit_posterior(config, replay, state, params, encoder, transition, jnp.ones(embed + 1))
+    phi_ref = np.linalg.inv(gram + 100 * np.eye(features))
+    np.testing.assert_allclose(expected.scale, phi_ref, rtol=2e-3, atol=1e-7)
+    np.testing.assert_allclose(expected.mean, (phi_ref @ cross).T, rtol=2e-3, atol=2e-5)
+
+
+# ------------------------------------------------------------------------------------------ schedule and runs
+def test_update_before_the_first_episode_ends_leaves_everything_bit_identical():
+    """ButtonGrid never terminates and the time limit is far: no episode ends, so the update is skipped (the
+    published `ep > 0`) and every parameter, target and Adam state is exactly as before; its metrics are NaN."""
+    config = tiny(environment="ButtonGrid", env_config={"grid_size": 3}, time_limit=500)
+    env, params = envs.make_from_config(config)
+    agent = psdrl.make(config, env, params)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    after, metrics = jax.jit(agent.interact, static_argnums=3)(state, jax.random.PRNGKey(1), agent.hparams, (True, 50))
+    assert int(after.episodes_done) == 0 and int(after.env_steps) == 100
+    for before_tree, after_tree in [(state.params, after.params), (state.opt_states, after.opt_states),
+                                    (state.target_value, after.target_value), (state.weights, after.weights)]:
+        for x, y in zip(jax.tree.leaves(before_tree), jax.tree.leaves(after_tree)):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert np.isnan(float(metrics["loss_value"])) and np.isnan(float(metrics["ridge"]))
+
+
+def test_tiny_run_through_the_harness_updates_and_resumes_exactly(tmp_path):
+    config = tiny()
+    whole = runner.run(config, psdrl.make, seed=3, output=str(tmp_path / "whole"), progress=False)
+    metrics = whole["metrics"]
+    assert np.asarray(metrics["reward_rates"]).shape == (2, 2)
+    assert np.isfinite(np.asarray(metrics["loss_ae"])[-1]).all() and (np.asarray(metrics["ridge"])[-1] == 100).all()
+    assert (np.asarray(metrics["posterior_transitions"])[-1] > 0).all()
+    with pytest.raises(runner.Interrupted):
+        runner.run(config, psdrl.make, seed=3, output=str(tmp_path / "split"), progress=False, stop_after_chunks=1)
+    resumed = runner.run(config, psdrl.make, seed=3, output=str(tmp_path / "split"), resume=True, progress=False)
+    for name in ("reward_rates", "loss_ae", "loss_value", "ridge"):
+        np.testing.assert_array_equal(np.asarray(resumed["metrics"][name]), np.asarray(metrics[name]))
+    saved = [runner.files.load_pickle(str(tmp_path / f"{p}.params")) for p in ("whole", "split")]
+    for x, y in zip(jax.tree.leaves(saved[0]), jax.tree.leaves(saved[1])):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
