@@ -32,6 +32,8 @@ from agents.psdrl_posterior import refit_posterior
 FIX_FLAGS = {
     "textbook_sampling": "Q1: sample W = mu + sqrt(sigma^2) eps chol(Phi)^T (Cov sigma^2 Phi), not mu + eps sigma^2 Phi",
     "fix_random_action_hidden": "Q3: advance the hidden state with an epsilon-random action too",
+    "fix_initial_prior": "Q2: start from a zero mean and the prior variances times I (not all ones and I + 1e-3)",
+    "fix_time_limit_terminal": "Q6: store a time-limit cut as not done (only true terminals train the terminal net)",
 }
 
 # --- config keys (config.yaml's, flattened; psdrl.md 6.4) ---------------------------------------------
@@ -76,6 +78,8 @@ CONFIG_KEYS = {
                              default=True),
     "textbook_sampling": flag(FIX_FLAGS["textbook_sampling"]),
     "fix_random_action_hidden": flag(FIX_FLAGS["fix_random_action_hidden"]),
+    "fix_initial_prior": flag(FIX_FLAGS["fix_initial_prior"]),
+    "fix_time_limit_terminal": flag(FIX_FLAGS["fix_time_limit_terminal"]),
 }
 SWEEPABLE_KEYS = ("transition_learning_rate", "terminal_learning_rate", "value_learning_rate",
                   "representation_learning_rate", "discount", "reward_prior", "transition_prior", "policy_noise")
@@ -391,8 +395,10 @@ def make(config, env, env_params) -> Agent:
         next_frame, env_state, reward, terminated, info = env.step_env(env_key, state.env_state, action, env_params)
         # A time-limit cut is stored as a true terminal (Q6); the training cap is time_limit + 1 steps (Q7).
         done = terminated | env.is_truncated(env_state, env_params) | (state.episode_step >= time_limit)
+        stored_done = terminated if config["fix_time_limit_terminal"] else done
         score = info.get("raw_reward", reward).astype(jnp.float32)
-        buffer = replay.add(state.replay, action, jnp.tanh(reward.astype(jnp.float32)), next_frame, done, score)
+        buffer = replay.add(state.replay, action, jnp.tanh(reward.astype(jnp.float32)), next_frame, stored_done,
+                            score)
         buffer = jax.tree.map(lambda c, b: jnp.where(done, c, b), replay.commit(buffer), buffer)
         reset_frame, reset_state = env.reset_env(reset_key, env_params)
         buffer = jax.tree.map(lambda n, b: jnp.where(done, n, b), replay.begin(buffer, reset_frame), buffer)
@@ -416,7 +422,12 @@ def make(config, env, env_params) -> Agent:
                   "transition": transition.init(keys[2], latent, jnp.zeros(1, jnp.int32), jnp.zeros((1, gru))),
                   "terminal": terminal.init(keys[3], latent), "value": value.init(keys[4], latent, jnp.zeros((1, gru)))}
         opts = optimizers(hp)
-        posterior = blr.initial_posterior(embed + 1, features, config["blr_coefficient"])
+        if config["fix_initial_prior"]:
+            posterior = blr.Posterior(mean=jnp.zeros((embed + 1, features)), scale=jnp.eye(features),
+                                      row_variance=jnp.array([hp.transition_prior] * embed + [hp.reward_prior]),
+                                      ridge=jnp.float32(config["blr_coefficient"]))
+        else:
+            posterior = blr.initial_posterior(embed + 1, features, config["blr_coefficient"])
         buffer = replay.begin(replay.init(frame), frame)
         return PSDRLState(params=params, target_value=params["value"],
                           opt_states={name: opts[name].init(params[name]) for name in opts}, posterior=posterior,

@@ -164,3 +164,25 @@ def test_tiny_run_through_the_harness_updates_and_resumes_exactly(tmp_path):
     saved = [runner.files.load_pickle(str(tmp_path / f"{p}.params")) for p in ("whole", "split")]
     for x, y in zip(jax.tree.leaves(saved[0]), jax.tree.leaves(saved[1])):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_fix_flags_initial_prior_and_time_limit_terminal(fixed):
+    """Q2: the first sampled W is all ones plus unit noise by default, near zero with fix_initial_prior. Q6: a
+    time-limit cut (time_limit 9: ten steps, Q7) is stored as done by default, as not done with the fix."""
+    config = tiny(environment="ButtonGrid", env_config={"grid_size": 3}, time_limit=9, fix_initial_prior=fixed,
+                  fix_time_limit_terminal=fixed)
+    env, params = envs.make_from_config(config)
+    agent = psdrl.make(config, env, params)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    weights = np.asarray(state.weights)  # 65 x 24 entries
+    if fixed:  # mean 0, standard deviation sigma^2 = 1e-3 (the faithful rule on the fixed prior)
+        assert np.abs(weights).max() < 0.01
+    else:  # mean 1, standard deviation about 1 (eps @ (I + 1e-3))
+        assert abs(weights.mean() - 1.0) < 0.1 and 0.9 < weights.std() < 1.1
+    after, record = jax.jit(agent.interact, static_argnums=3)(state, jax.random.PRNGKey(1), agent.hparams,
+                                                              (False, 50))
+    ended = np.flatnonzero(np.asarray(record["episode_ended"]))
+    assert ended.tolist() == [9, 19, 29, 39, 49, 59, 69, 79, 89, 99]  # every 10 steps (ButtonGrid never ends)
+    stored_done = np.asarray(after.replay.done)[:100]
+    assert stored_done[ended].tolist() == [not fixed] * 10 and not stored_done[np.setdiff1d(np.arange(100), ended)].any()
