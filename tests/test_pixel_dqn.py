@@ -40,7 +40,7 @@ def test_rendered_minatar_replay_stores_uint8_frames_and_trains(tmp_path):
     env, env_params = envs.make_from_config(config)
     agent = dqn.make(config, env, env_params)
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0), agent.hparams)
-    assert state.replay.items.obs.dtype == jnp.uint8 and state.replay.items.obs.shape == (500, 20, 20, 1)
+    assert state.replay.items.obs.dtype == jnp.uint8 and state.replay.items.obs.shape == (500, 40, 40, 1)
     assert state.replay.items.next_obs.dtype == jnp.uint8
     result = runner.run(config, dqn.make, seed=0, output=str(tmp_path / "breakout"), progress=False)
     assert np.isfinite(np.asarray(result["metrics"]["reward_rates"])).all()
