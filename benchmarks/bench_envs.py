@@ -20,6 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from experiment.devices import use_every_core  # noqa: E402
 
@@ -33,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 import envs  # noqa: E402
 from agents.components.visitation import make_visitation  # noqa: E402
+from bench_er import cpu_name, write_json  # noqa: E402
 
 SETTINGS = {
     "ProcMaze G=10": {"environment": "ProcMaze", "env_config": {"grid_size": 10}},
@@ -50,17 +52,6 @@ SETTINGS = {
     "MiniMontezuma, 80x80 pixels, 4-frame stack": {"environment": "MiniMontezuma", "env_config": {},
                                                    "env_wrappers": {"frame_stack": 4}},
 }
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def sharded_keys(seed: int, count: int):
@@ -201,9 +192,7 @@ def main():
     if 2 in args.parts:
         result["minimontezuma_random_policy"] = random_policy_study()
     print(json.dumps(result, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

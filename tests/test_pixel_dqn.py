@@ -10,6 +10,7 @@ from agents import dqn
 from agents.components.networks import q_network, unit_float
 from experiment import config as config_lib
 from experiment import runner
+from tests.test_dqn import random_policy_return
 
 
 def test_unit_float_decides_by_dtype():
@@ -49,27 +50,6 @@ def test_rendered_minatar_replay_stores_uint8_frames_and_trains(tmp_path):
     assert leaves and all(np.isfinite(np.asarray(leaf)).all() for leaf in leaves)
 
 
-def random_policy_return(env, env_params, config, num_episodes=2000):
-    """The evaluation protocol's score of a uniformly random policy (episodic return over eval_steps)."""
-
-    def episode(key):
-        reset_key, loop_key = jax.random.split(key)
-        _, state = env.reset(reset_key, env_params)
-
-        def step(carry, step_key):
-            state, done, total = carry
-            action_key, env_key = jax.random.split(step_key)
-            action = jax.random.randint(action_key, (), 0, env.action_space(env_params).n)
-            _, state, reward, terminal, _ = env.step_env(env_key, state, action, env_params)
-            return (state, done | terminal, total + reward * ~done), None
-
-        (_, _, total), _ = jax.lax.scan(step, (state, jnp.bool_(False), jnp.float32(0)),
-                                        jax.random.split(loop_key, config["eval_steps"]))
-        return total
-
-    return float(jnp.mean(jax.jit(jax.vmap(episode))(jax.random.split(jax.random.PRNGKey(7), num_episodes))))
-
-
 def test_conv_dqn_learns_rendered_procmaze(tmp_path):
     """configs/pixels/ProcMaze_pixels_DQN.json (G=3 rendered at 12x12, conv 32 4x4/4 + 2 x 64 units) with 4 seeds
     and 50k steps (about 75 s here). A uniformly random policy scores about -20.4 under the evaluation; an
@@ -79,7 +59,7 @@ def test_conv_dqn_learns_rendered_procmaze(tmp_path):
     config = config_lib.validate("ER", {**{k: v for k, v in config.items() if k not in ("agent_type", "sweep")},
                                         "num_seeds": 4, "save_params": False, "log_episodes": False})
     env, env_params = envs.make_from_config(config)
-    random_score = random_policy_return(env, env_params, config)
+    random_score = float(random_policy_return(env, env_params, steps=config["eval_steps"]))
     assert -23 < random_score < -18
     result = runner.run(config, dqn.make, seed=0, output=str(tmp_path / "pixels"), progress=False)
     scores = np.asarray(result["metrics"]["reward_rates"]).mean(axis=-1)
