@@ -25,5 +25,7 @@ setup(
         "bench": ["flashbax>=0.1.3"],
         # Real Atari (envs/atari.py): EnvPool's ALE emulators, ROMs included, stepped through a host callback.
         "atari": ["envpool>=1.2.5"],
+        # --tensorboard: the .out's per-chunk scalars as TensorBoard event files too.
+        "tensorboard": ["tensorboardX>=2.6"],
     },
 )

@@ -5,6 +5,7 @@ import sys
 
 from experiment import config as config_lib
 from experiment import files, runner
+from experiment.tensorboard import TensorBoardError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART_CONFIG = os.path.join(REPO_ROOT, "configs", "quickstart.json")
@@ -20,6 +21,8 @@ def parse_args(argv, default_output: str, description: str):
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--tensorboard", metavar="DIR", default=None,
+                        help="also write the per-chunk scalars as TensorBoard event files in DIR (tensorboard extra)")
     parser.add_argument("--distributed", action="store_true",
                         help="multi-host: call jax.distributed.initialize() first (under SLURM it reads the job's "
                              "variables); runs are sharded across every host's devices, host 0 writes the files")
@@ -47,8 +50,8 @@ def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
         if args.distributed:
             _initialize_distributed()
         runner.run(config, make_agent, seed=args.seed, output=args.output, resume=args.resume,
-                   overwrite=args.overwrite, progress=not args.no_progress)
-    except (config_lib.ConfigError, files.FileFormatError, runner.RunError) as e:
+                   overwrite=args.overwrite, progress=not args.no_progress, tensorboard=args.tensorboard)
+    except (config_lib.ConfigError, files.FileFormatError, runner.RunError, TensorBoardError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except runner.Interrupted as e:

@@ -24,6 +24,7 @@ import envs
 from experiment import config as config_lib
 from experiment import devices as devices_lib
 from experiment import files
+from experiment.tensorboard import ScalarWriter
 
 CHECKPOINT_FORMAT = 3  # 3: episodes record the grid point; states hold only the real runs
 EPISODE_PREFIX = "episodes_"  # checkpoint arrays holding the recorded training episodes
@@ -315,12 +316,12 @@ class Interrupted(Exception):
 
 
 def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, overwrite: bool = False,
-        progress: bool = True, stop_after_chunks: int | None = None, devices=None) -> dict:
+        progress: bool = True, stop_after_chunks: int | None = None, devices=None, tensorboard: str | None = None) -> dict:
     """Train config['num_seeds'] seeds (of every point of config['sweep']) and write <output>.out / .params;
     returns the .out contents. devices: those to shard the runs across (default: default_devices).
 
     stop_after_chunks stops (after checkpointing) once that many chunks ran in this call; tests use it
-    to simulate a kill at a chunk boundary.
+    to simulate a kill at a chunk boundary. tensorboard: a directory for event files of the per-chunk scalars.
     """
     config = dict(config, seed=seed)
     outputs = Outputs(output)
@@ -354,6 +355,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
             for path in existing:
                 os.remove(path)
 
+    scalars = ScalarWriter(tensorboard) if tensorboard and _writes_files() else None
     started, chunks_this_call = time.time(), 0
     bar = tqdm(total=config["num_steps"], initial=loop.next_chunk * chunk_length, unit="step", unit_scale=True,
                dynamic_ncols=True, mininterval=0.5, disable=not progress, desc=config["agent_type"])
@@ -388,6 +390,9 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
             for name, value in train_metrics.items():  # per-run chunk metrics; episode_* are per-step records
                 if not name.startswith("episode_"):
                     _append(loop.metrics, name, axis.grid(value))
+            if scalars is not None:
+                scalars.write(eval_time, {"reward_rates": axis.grid(reward_rates), **{
+                    name: axis.grid(value) for name, value in train_metrics.items() if not name.startswith("episode_")}})
             if config["log_episodes"] and "episode_ended" in train_metrics:
                 _record_episodes(loop.episodes, train_metrics, time_step, num_seeds)
             loop.next_chunk = index + 1
@@ -397,6 +402,8 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
             bar.update(chunk_length)
             bar.set_postfix(score=f"{reward_rates.mean():.3f}", refresh=False)
     bar.close()
+    if scalars is not None:
+        scalars.close()
 
     wall = time.time() - started
     loop_meta = {"wall_seconds": wall, "steps_this_call": chunks_this_call * chunk_length}
