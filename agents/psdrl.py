@@ -99,11 +99,12 @@ def check_config(config, obs_shape: tuple) -> None:
     if config["embed_dim"] != nets.latent_size(config["conv_feat"]):
         raise ConfigError(f"embed_dim ({config['embed_dim']}) must equal conv_feat * 32 = "
                           f"{nets.latent_size(config['conv_feat'])} (the encoder's 2 x 2 x 8 conv_feat output)")
-    for name in ("warmup_freq", "update_freq"):
+    phases = ("warmup_freq", "update_freq") if config["num_steps"] > config["warmup_length"] else ("warmup_freq",)
+    for name in phases:
         if config["eval_frequency"] % config[name]:
             raise ConfigError(f"{name} ({config[name]}) must divide eval_frequency ({config['eval_frequency']}): "
                               f"a chunk holds whole acting segments, each ended by a model update")
-    if config["warmup_length"] % config["eval_frequency"]:
+    if config["warmup_length"] % config["eval_frequency"] and config["num_steps"] > config["warmup_length"]:
         raise ConfigError(f"eval_frequency ({config['eval_frequency']}) must divide warmup_length "
                           f"({config['warmup_length']}): a chunk's segments all have one length")
     if config["replay_capacity"] < config["sequence_length"]:

@@ -2,7 +2,6 @@
 hand-made model, the posterior refit in lanes against a per-episode reference, an update skipped before the
 first episode ends leaving every parameter and Adam state bit-identical, and a tiny run through the harness
 that resumes to the same result."""
-import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,7 +27,7 @@ def tiny(**changes):
     ({"env_wrappers": {"pixels": 32}}, "PSDRL needs 64 x 64 x 1 frames"),
     ({"embed_dim": 100}, "embed_dim \\(100\\) must equal conv_feat \\* 32 = 64"),
     ({"warmup_freq": 30}, "warmup_freq \\(30\\) must divide eval_frequency"),
-    ({"warmup_length": 150}, "must divide warmup_length"),
+    ({"warmup_length": 150, "num_steps": 300}, "must divide warmup_length"),
     ({"policy_noise": 1.5}, "'policy_noise' must be a number in \\[0, 1\\]"),
     ({"gru_dims": 8}, "unknown config key 'gru_dims' for PSDRL; did you mean 'gru_dim'"),
 ])
@@ -186,3 +185,43 @@ def test_fix_flags_initial_prior_and_time_limit_terminal(fixed):
     assert ended.tolist() == [9, 19, 29, 39, 49, 59, 69, 79, 89, 99]  # every 10 steps (ButtonGrid never ends)
     stored_done = np.asarray(after.replay.done)[:100]
     assert stored_done[ended].tolist() == [not fixed] * 10 and not stored_done[np.setdiff1d(np.arange(100), ended)].any()
+
+
+def published(**changes):
+    """The published network sizes and priors (every default), on rendered ProcMaze, at a tiny schedule."""
+    raw = {"environment": "ProcMaze", "env_config": {"grid_size": 4}, "env_wrappers": {"pixels": 64},
+           "num_seeds": 1, "num_steps": 50, "eval_frequency": 50, "training_start_time": 0, "warmup_length": 50,
+           "warmup_freq": 50, "time_limit": 30, **changes}
+    return config_lib.validate("PSDRL", raw)
+
+
+def test_published_sizes_state_memory_and_refusal():
+    """At the published sizes the state of one seed is 1.29 GB (psdrl.md 8.1 estimates 1.5-2 GB; the ring stores
+    one frame per step, not two); the run states it and refuses with the numbers when it does not fit."""
+    config = published()
+    env, params = envs.make_from_config(config)
+    agent = psdrl.make(config, env, params)
+    abstract = jax.eval_shape(agent.init, jax.random.PRNGKey(0), agent.hparams)
+    per_seed = runner.tree_bytes(abstract)
+    assert 1.2e9 < per_seed < 2.2e9, per_seed
+    parameters = sum(x.size for x in jax.tree.leaves((abstract.params, abstract.target_value)))
+    assert 78e6 < parameters < 86e6  # about 82 M floats with the value target (psdrl.md 8.1)
+    assert abstract.weights.shape == (1537, 2292) and abstract.posterior.scale.shape == (2292, 2292)
+    axis = runner.RunAxis(1, 1, jax.devices()[:1])
+    with pytest.raises(runner.RunError, match=r"would not fit: estimated memory .* 100000 transitions .* "
+                                              r"a smaller replay_capacity"):
+        runner.check_memory(abstract, axis, config, free=(1 << 30, False))
+
+
+def test_published_network_sizes_act_and_update_at_a_tiny_step_count():
+    """Every network at its published size (1536 latent, 756 GRU, 2292-wide heads, 1537 x 2292 W): 50 acting steps
+    and one model update on batches of 2 sequences of 5 steps, with a 30-step episode cap so episodes end."""
+    config = published(replay_capacity=200, batch_size=2, sequence_length=5, posterior_lanes=4,
+                       episode_table_size=16)
+    env, params = envs.make_from_config(config)
+    agent = psdrl.make(config, env, params)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    state, metrics = jax.jit(agent.interact, static_argnums=3)(state, jax.random.PRNGKey(1), agent.hparams, (True, 50))
+    assert int(state.episodes_done) >= 1
+    assert all(np.isfinite(float(metrics[name])) for name in ("loss_ae", "loss_transition", "loss_value", "ridge"))
+    assert np.isfinite(np.asarray(state.weights)).all()
