@@ -208,7 +208,7 @@ def test_published_sizes_state_memory_and_refusal():
     assert 78e6 < parameters < 86e6  # about 82 M floats with the value target (psdrl.md 8.1)
     assert abstract.weights.shape == (1537, 2292) and abstract.posterior.scale.shape == (2292, 2292)
     axis = runner.RunAxis(1, 1, jax.devices()[:1])
-    with pytest.raises(runner.RunError, match=r"would not fit: estimated memory .* 100000 transitions .* "
+    with pytest.raises(runner.RunError, match=r"would not fit: estimated memory .*\(100000 transitions .* "
                                               r"a smaller replay_capacity"):
         runner.check_memory(abstract, axis, config, free=(1 << 30, False))
 
