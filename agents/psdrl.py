@@ -403,14 +403,14 @@ def make(config, env, env_params) -> Agent:
         buffer = jax.tree.map(lambda c, b: jnp.where(done, c, b), replay.commit(buffer), buffer)
         reset_frame, reset_state = env.reset_env(reset_key, env_params)
         buffer = jax.tree.map(lambda n, b: jnp.where(done, n, b), replay.begin(buffer, reset_frame), buffer)
-        episode_return = state.episode_return + score
+        episode_return, episode_length = state.episode_return + score, state.episode_step + 1
         state = state.replace(
             replay=buffer, hidden=hidden, env_steps=state.env_steps + 1,
             env_state=jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, env_state),
             frame=jnp.where(done, reset_frame, next_frame), episode_step=jnp.where(done, 0, state.episode_step + 1),
             episodes_done=state.episodes_done + done, episode_return=jnp.where(done, 0.0, episode_return))
         record = {"episode_ended": done, "episode_return": episode_return,
-                  "episode_length": jnp.where(done, state.episode_step, 0), "reward": score}
+                  "episode_length": episode_length, "reward": score}
         return state, record
 
     # --- the harness contract ----------------------------------------------------------------------------
