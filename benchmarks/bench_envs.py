@@ -1,7 +1,7 @@
 """Environment throughput and the MiniMontezuma random-policy study, measured in one run on this machine.
 
-1. Steps per second of 30 runs x N environments (vmapped twice, uniform random actions, gymnax auto-reset,
-   one jitted lax.scan) for rendered ProcMaze, rendered Breakout-MinAtar and MiniMontezuma, each against
+1. Steps per second of 30 runs x N environments (vmapped twice, uniform random actions, auto-reset with the
+   resets drawn before the scan as the harness does, one jitted lax.scan) for rendered ProcMaze, rendered Breakout-MinAtar and MiniMontezuma, each against
    the same environment without pixels (ProcMaze's and MinAtar's symbolic observations; MiniMontezuma's
    observation left unused, so XLA drops the rendering). The variants' repetitions are interleaved; the
    output is each one's median and the ratio pixels / symbolic. Replay memory per stored frame is the
@@ -34,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 import envs  # noqa: E402
 from agents.components.visitation import make_visitation  # noqa: E402
+from envs.autoreset import presample_resets, step_with_reset  # noqa: E402
 from bench_er import cpu_name, write_json  # noqa: E402
 
 SETTINGS = {
@@ -68,20 +69,25 @@ def rollout_program(setting: dict, num_runs: int, num_envs: int, num_steps: int)
     keep_obs = not setting.get("unused_obs", False)
 
     def run(key):
-        reset_key, loop_key = jax.random.split(key)
+        reset_key, action_key, env_key = jax.random.split(key, 3)
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), params)
+        actions = jax.random.randint(action_key, (num_steps, num_envs), 0, num_actions)
+        # The harness's path: each environment's resets for the whole scan drawn before it (envs/autoreset.py).
+        env_keys = jax.random.split(env_key, num_envs * num_steps).reshape(num_envs, num_steps, -1)
+        step_keys, resets = jax.vmap(presample_resets, in_axes=(None, 0, None))(env, env_keys, params)
+        swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731  (envs, steps, ...) -> (steps, envs, ...)
 
-        def body(carry, step_key):
+        def body(carry, inputs):
             state, checksum = carry
-            action_key, env_key = jax.random.split(step_key)
-            actions = jax.random.randint(action_key, (num_envs,), 0, num_actions)
-            obs, state, reward, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(env_key, num_envs), state, actions, params)
+            action, step_key, reset = inputs
+            obs, state, reward, _, _, _ = jax.vmap(step_with_reset, in_axes=(None, 0, 0, 0, None, 0))(
+                env, step_key, state, action, params, reset)
             # A reduction of every observation keeps the rendering alive (an agent reads every pixel).
             checksum = checksum + jnp.sum(reward) + (jnp.sum(obs.astype(jnp.float32)) if keep_obs else 0.0)
             return (state, checksum), None
 
-        (_, checksum), _ = jax.lax.scan(body, (state, jnp.float32(0)), jax.random.split(loop_key, num_steps))
+        (_, checksum), _ = jax.lax.scan(body, (state, jnp.float32(0)),
+                                        (actions, swap(step_keys), jax.tree.map(swap, resets)))
         return checksum
 
     program = jax.jit(jax.vmap(run))
