@@ -6,6 +6,7 @@ setup(
     description="Many-seed JAX experiments for reinforcement learning: whole agent-environment loops jit-compiled and vmapped over seeds",
     python_requires=">=3.10",
     packages=["agents", "agents.components", "envs", "experiment"],
+    package_data={"envs": ["assets/*.xml"]},
     install_requires=[
         "jax>=0.4.30",
         "jaxlib>=0.4.30",
@@ -25,6 +26,8 @@ setup(
         "bench": ["flashbax>=0.1.3"],
         # Real Atari (envs/atari.py): EnvPool's ALE emulators, ROMs included, stepped through a host callback.
         "atari": ["envpool>=1.2.5"],
+        # MuJoCo: the cartpole swing-up is checked against its model file; the MJX tasks of PETS will need it.
+        "mujoco": ["mujoco>=3.2"],
         # --tensorboard: the .out's per-chunk scalars as TensorBoard event files too.
         "tensorboard": ["tensorboardX>=2.6"],
     },

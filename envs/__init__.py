@@ -12,6 +12,7 @@ import inspect
 from envs import atari, pixels
 from envs.base import NO_TIME_LIMIT, BoolObsEnvironment, GridParams
 from envs.buttongrid import ButtonGrid, ButtonGridState
+from envs.cartpole_swingup import CartpoleSwingUp
 from envs.minimontezuma import MiniMontezuma, MiniMontezumaState
 from envs.opengrid import OpenGrid, OpenGridState
 from envs.panflute import PanFlute, PanFluteState
@@ -19,7 +20,7 @@ from envs.procmaze import ProcMaze, ProcMazeState, generate_maze
 
 PAPER_ENVIRONMENTS = {cls.__name__: cls for cls in (ProcMaze, ButtonGrid, PanFlute, OpenGrid)}
 # Every environment class of ours, built by envs.make with its constructor's keyword arguments.
-OUR_ENVIRONMENTS = {**PAPER_ENVIRONMENTS, "MiniMontezuma": MiniMontezuma}
+OUR_ENVIRONMENTS = {**PAPER_ENVIRONMENTS, "MiniMontezuma": MiniMontezuma, "CartpoleSwingUp": CartpoleSwingUp}
 
 
 def gymnax_ids() -> list[str]:
@@ -80,5 +81,5 @@ def make(name: str, **env_config):
 __all__ = [
     "make", "make_from_config", "external_state", "pixels", "atari", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
     "ProcMaze", "ProcMazeState", "generate_maze", "ButtonGrid", "ButtonGridState", "PanFlute", "PanFluteState",
-    "OpenGrid", "OpenGridState", "MiniMontezuma", "MiniMontezumaState", "OUR_ENVIRONMENTS",
+    "OpenGrid", "OpenGridState", "MiniMontezuma", "MiniMontezumaState", "OUR_ENVIRONMENTS", "CartpoleSwingUp",
 ]
