@@ -131,11 +131,21 @@ class CompiledRun:
         self.agent, self.axis = agent, axis
         options = devices_lib.compiler_options(axis.devices)
         jit = functools.partial(jax.jit, out_shardings=axis.sharding, **({"compiler_options": options} if options else {}))
-        self.init = jit(jax.vmap(agent.init))
+        self.init = jit(self.per_device(agent.init))
         # The run state is donated: the replay buffers are updated in place, never copied per chunk.
-        self.interact = jit(jax.vmap(agent.interact, in_axes=(0, 0, 0, None)), static_argnums=3, donate_argnums=0)
-        self.evaluate = jit(jax.vmap(agent.evaluate))
-        self.saved_params = jit(jax.vmap(agent.saved_params))
+        self.interact = jit(lambda state, keys, hparams, phase: self.per_device(
+            lambda s, k, h: agent.interact(s, k, h, phase))(state, keys, hparams), static_argnums=3, donate_argnums=0)
+        self.evaluate = jit(self.per_device(agent.evaluate))
+        self.saved_params = jit(self.per_device(agent.saved_params))
+
+    def per_device(self, function):
+        """vmap(function) over each device's own runs. The runs are independent, so each device runs its share
+        without waiting on the others: under plain sharding a vmapped while_loop's condition (any run still
+        going) becomes an all-reduce across the devices at every iteration, and on a CPU whose devices share
+        the cores a device that waits there can time out XLA's rendezvous and abort the process."""
+        spec = PartitionSpec("runs")
+        return jax.shard_map(jax.vmap(function), mesh=self.axis.sharding.mesh, in_specs=spec, out_specs=spec,
+                             check_vma=False)
 
     def abstract_state(self, keys, hparams):
         return jax.eval_shape(self.init, keys, hparams)
