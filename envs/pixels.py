@@ -120,17 +120,20 @@ def resize_image(image: jax.Array, size: int) -> jax.Array:
 
 def observation_planes(env, obs: jax.Array) -> jax.Array:
     """An environment's observation as (H, W, C) planes: its own `observation_planes` if it has one (the grid
-    environments, PanFlute), else an observation that already is (H, W, C) (MinAtar)."""
+    environments, PanFlute), else an observation that already is (H, W, C) (MinAtar) or one (H, W) board
+    (bsuite's Catch and DeepSea)."""
     if hasattr(env, "observation_planes"):
         return env.observation_planes(obs)
     if obs.ndim == 3:
         return obs
+    if obs.ndim == 2:
+        return obs[..., None]
     raise ValueError(f"{env.name} observations of shape {obs.shape} cannot be rendered to pixels")
 
 
 def can_render(env, params) -> bool:
     shape = tuple(env.observation_space(params).shape)
-    return hasattr(env, "render_image") or hasattr(env, "observation_planes") or len(shape) == 3
+    return hasattr(env, "render_image") or hasattr(env, "observation_planes") or len(shape) in (2, 3)
 
 
 # ------------------------------------------------------------------------------------------------ wrappers
