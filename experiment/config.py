@@ -7,7 +7,7 @@ import difflib
 import itertools
 import json
 
-from agents import dqn, model_dqn_config, psdrl
+from agents import dqn, model_dqn_config, pets, psdrl
 from agents.components.config_keys import (REQUIRED, ConfigError, Key, flag, non_negative_int,  # noqa: F401
                                            positive_int)
 
@@ -37,7 +37,7 @@ HARNESS_SHAPE_KEYS = {"num_seeds": "the run axis", "eval_frequency": "the chunk 
                       "env_wrappers": "the observations", "num_steps": "the number of chunks"}
 
 # Every agent type's schema, as its family module declares it.
-SCHEMAS = {**dqn.CONFIG_SCHEMAS, **model_dqn_config.CONFIG_SCHEMAS, **psdrl.CONFIG_SCHEMAS}
+SCHEMAS = {**dqn.CONFIG_SCHEMAS, **model_dqn_config.CONFIG_SCHEMAS, **psdrl.CONFIG_SCHEMAS, **pets.CONFIG_SCHEMAS}
 AGENT_KEYS = {agent_type: {**HARNESS_KEYS, **schema.keys} for agent_type, schema in SCHEMAS.items()}
 AGENT_NAMES = {agent_type: schema.name for agent_type, schema in SCHEMAS.items()}
 SWEEPABLE_KEYS = {agent_type: schema.sweepable for agent_type, schema in SCHEMAS.items()}
@@ -89,6 +89,10 @@ def _coerce(name: str, key: Key, value):
     elif kind == "int_list":
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise ConfigError(f"config key '{name}' must be a list of integers, got {json.dumps(value)}")
+    elif kind == "float_list":
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+            raise ConfigError(f"config key '{name}' must be a list of numbers, got {json.dumps(value)}")
+        value = [float(v) for v in value]
     if key.check is not None and not key.check(value):
         raise ConfigError(f"config key '{name}' must be {key.requirement}, got {json.dumps(value)}")
     return value

@@ -19,7 +19,7 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Key:
-    kind: str  # "int", "float", "bool", "str", "dict", "int_list"
+    kind: str  # "int", "float", "bool", "str", "dict", "int_list", "float_list"
     default: Any = REQUIRED
     check: Callable[[Any], bool] | None = None
     requirement: str = ""  # what `check` demands, for the error message
@@ -59,6 +59,11 @@ def choice(doc, options, default=REQUIRED):
 def positive_int_list(doc, default):
     return Key("int_list", default, lambda v: len(v) >= 1 and all(x >= 1 for x in v),
                "a non-empty list of integers >= 1", doc)
+
+
+def non_negative_float_list(doc, default):
+    return Key("float_list", default, lambda v: len(v) >= 1 and all(x >= 0 for x in v),
+               "a non-empty list of numbers >= 0", doc)
 
 
 class AgentSchema(NamedTuple):
