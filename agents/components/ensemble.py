@@ -79,6 +79,6 @@ def fit_scaler(inputs, count):
     1e-12 becomes 1)."""
     mask = (jnp.arange(inputs.shape[0]) < count)[:, None]
     n = jnp.maximum(count, 1)
-    mean = jnp.sum(inputs * mask, axis=0) / n
-    std = jnp.sqrt(jnp.sum(((inputs - mean) * mask) ** 2, axis=0) / n)
+    mean = jnp.sum(jnp.where(mask, inputs, 0.0), axis=0) / n  # where, not *: rows past count may hold anything
+    std = jnp.sqrt(jnp.sum(jnp.where(mask, inputs - mean, 0.0) ** 2, axis=0) / n)
     return mean, jnp.where(std < 1e-12, 1.0, std)
