@@ -1,0 +1,128 @@
+"""PETS as an agent (agents/pets.py): its config keys and refusals, the episode schedule, model training that
+reads only recorded rows, the planner at the published sizes, and a tiny run through the harness that resumes
+to the same result. The learning run is tests/test_pets_learning.py."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+import pets_outputs
+from agents import pets
+from experiment import config as config_lib
+from experiment import runner
+
+TINY = "configs/pets/tiny_test.json"
+
+
+def tiny(**changes):
+    return config_lib.validate("PETS", {**config_lib.load_json(TINY), **changes})
+
+
+def make(config):
+    env, params = envs.make_from_config(config)
+    return pets.make(config, env, params)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model_type": "P"}, "prop_type TSinf needs an ensemble \\(model_type DE or PE\\), not P"),
+    ({"model_type": "D", "prop_type": "DS"}, "model_type D propagates only with prop_type E"),
+    ({"npart": 5}, "npart \\(5\\) must be a multiple of ensemble_size \\(2\\) for TSinf"),
+    ({"num_elites": 20}, "num_elites \\(20\\) cannot exceed popsize \\(16\\)"),
+    ({"weight_decays": [1e-4, 1e-4]}, "weight_decays needs one lambda per layer: 3 for 2 hidden layers"),
+    ({"num_steps": 80, "eval_frequency": 20}, "set num_steps to 60 and eval_frequency to 20"),
+    ({"environment": "CartPole-v1"}, "PETS has no planning cost for 'CartPole-v1'"),
+    ({"prop_type": "TS"}, "'prop_type' must be one of E, DS, MM, TS1, TSinf"),
+    ({"popsze": 10}, "unknown config key 'popsze' for PETS; did you mean 'popsize'"),
+    ({"weight_decays": [1e-4, "x", 1e-4]}, "'weight_decays' must be a list of numbers"),
+])
+def test_bad_configs_are_refused_naming_the_key(changes, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        tiny(**changes)
+
+
+def test_episode_schedule():
+    """One chunk per episode: random ones first; the model trains after the random rollouts and after every
+    nrollouts_per_iter planned ones, never after the last episode (pets.md 5.1)."""
+    agent = make(tiny())  # ninit 1, ntrain_iters 2, task_hor 20
+    assert [agent.chunk_phase(t, True) for t in (0, 20, 40)] == [(False, True), (True, True), (True, False)]
+    agent = make(tiny(ninit_rollouts=2, nrollouts_per_iter=2, num_steps=120))  # 2 random + 2 x 2 planned
+    phases = [agent.chunk_phase(t, True) for t in range(0, 120, 20)]
+    assert phases == [(False, False), (False, True), (True, False), (True, True), (True, False), (True, False)]
+
+
+def test_training_reads_only_recorded_episodes():
+    """The scaler, the bootstrap and the minibatches touch only the recorded rows: episodes not yet run hold NaN
+    here, and the trained model, its loss and the scaler stay finite; the scaler is the recorded inputs' own."""
+    agent = make(tiny())
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    state = state.replace(observations=jnp.full_like(state.observations, jnp.nan),
+                          actions=jnp.full_like(state.actions, jnp.nan))
+    after, metrics = jax.jit(agent.interact, static_argnums=3)(state, jax.random.PRNGKey(1), agent.hparams,
+                                                               (False, True))
+    assert int(after.episodes_done) == 1 and np.isfinite(float(metrics["model_loss"]))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(after.params))
+    obs, actions = np.asarray(after.observations[0, :-1]), np.asarray(after.actions[0])
+    inputs = np.concatenate([np.sin(obs[:, 1:2]), np.cos(obs[:, 1:2]), obs[:, :1], obs[:, 2:], actions], axis=1)
+    np.testing.assert_allclose(np.asarray(after.scaler[0]), inputs.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(after.scaler[1]), inputs.std(0), rtol=1e-4, atol=1e-6)
+    # the random episode's actions are uniform in the box and the rewards are the environment's
+    assert np.abs(actions).max() <= 3.0 and actions.std() > 1.0
+    assert float(metrics["return"]) == pytest.approx(float(np.asarray(after.rewards[0]).sum()), rel=1e-6)
+
+
+def test_published_planner_sizes_plan_a_step():
+    """The published cartpole planner (P 400, E 40, I 5, H 25, K 20 through 5 members of 500 x 3) plans two control
+    steps after one random episode of two steps: actions inside the box, the running maximum tracked."""
+    raw = config_lib.load_json("configs/pets/CartpoleSwingUp.json")
+    config = config_lib.validate("PETS", {**raw, "num_seeds": 1, "task_hor": 2, "ntrain_iters": 1, "num_steps": 4,
+                                          "eval_frequency": 2})
+    agent = make(config)
+    interact = jax.jit(agent.interact, static_argnums=3)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    state, _ = interact(state, jax.random.PRNGKey(1), agent.hparams, agent.chunk_phase(0, True))
+    state, metrics = interact(state, jax.random.PRNGKey(2), agent.hparams, agent.chunk_phase(2, True))
+    actions = np.asarray(state.actions[1])
+    assert actions.shape == (2, 1) and np.abs(actions).max() <= 3.0
+    assert float(metrics["return_running_max"]) == pytest.approx(float(metrics["return"]))
+
+
+def test_tiny_run_through_the_harness_resumes_exactly_and_archives(tmp_path):
+    config = tiny()
+    whole = runner.run(config, pets.make, seed=3, output=str(tmp_path / "whole"), progress=False)
+    check_outputs(str(tmp_path / "whole"), whole, config)
+    metrics = whole["metrics"]
+    assert np.asarray(metrics["reward_rates"]).shape == (3, 2)
+    np.testing.assert_array_equal(np.asarray(metrics["reward_rates"]), np.asarray(metrics["return"]))
+    running = np.asarray(metrics["return_running_max"])
+    assert (running[2] >= running[1]).all() and np.isnan(np.asarray(metrics["model_loss"])[2]).all()
+    with pytest.raises(runner.Interrupted):
+        runner.run(config, pets.make, seed=3, output=str(tmp_path / "split"), progress=False, stop_after_chunks=2)
+    resumed = runner.run(config, pets.make, seed=3, output=str(tmp_path / "split"), resume=True, progress=False)
+    for name in ("reward_rates", "model_loss", "return_running_max"):
+        np.testing.assert_array_equal(np.asarray(resumed["metrics"][name]), np.asarray(metrics[name]))
+
+
+def check_outputs(stem, result, config):
+    """pets_outputs.py on a finished run: logs.mat's fields with a seed axis, returns of the planned episodes only,
+    a GIF of one episode, and one-line refusals."""
+    assert pets_outputs.main(["archive", stem]) == 0
+    archive = np.load(stem + ".npz")
+    seeds, count, horizon = config["num_seeds"], 3, config["task_hor"]
+    assert archive["observations"].shape == (seeds, count, horizon + 1, 4)
+    assert archive["actions"].shape == (seeds, count, horizon, 1) and archive["rewards"].shape == (seeds, count, horizon)
+    np.testing.assert_allclose(archive["returns"], np.asarray(result["metrics"]["return"])[1:].T, rtol=1e-5)
+    # consecutive observations are the environment's own transitions under the recorded actions
+    env, params = envs.make("CartpoleSwingUp")
+    from envs.cartpole_swingup import SwingUpState
+    obs, action = archive["observations"][0, 1, 5], archive["actions"][0, 1, 5]
+    state = SwingUpState(time=0, q=jnp.asarray(obs[:2]), qdot=jnp.asarray(obs[2:]))
+    next_obs, _, reward, _, _ = env.step_env(jax.random.PRNGKey(0), state, jnp.asarray(action), params)
+    np.testing.assert_allclose(np.asarray(next_obs), archive["observations"][0, 1, 6], rtol=1e-5, atol=1e-6)
+    assert float(reward) == pytest.approx(float(archive["rewards"][0, 1, 5]), rel=1e-5)
+    assert pets_outputs.main(["render", stem, "--seed-index", "1", "--episode", "2", "-o", stem + ".gif"]) == 0
+    from PIL import Image
+    assert Image.open(stem + ".gif").n_frames == horizon + 1
+    assert pets_outputs.main(["render", stem, "--episode", "3", "-o", stem + ".gif"]) == 2
+    assert pets_outputs.main(["render", stem, "-o", stem + ".avi"]) == 2
+    assert pets_outputs.main(["archive", stem + "_missing"]) == 2
