@@ -80,6 +80,9 @@ CONFIG_KEYS = {
     "fix_random_action_hidden": flag(FIX_FLAGS["fix_random_action_hidden"]),
     "fix_initial_prior": flag(FIX_FLAGS["fix_initial_prior"]),
     "fix_time_limit_terminal": flag(FIX_FLAGS["fix_time_limit_terminal"]),
+    # seedsuite extension (not in the published code)
+    "reward_loss_weight": positive_float("weight of the reward among the transition model's E + 1 squared errors "
+                                         "(1: the published plain mean, Q11)", default=1.0),
 }
 SWEEPABLE_KEYS = ("transition_learning_rate", "terminal_learning_rate", "value_learning_rate",
                   "representation_learning_rate", "discount", "reward_prior", "transition_prior", "policy_noise")
@@ -246,6 +249,7 @@ def make(config, env, env_params) -> Agent:
         latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.obs)))
         next_latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.next_obs)))
         targets = jnp.concatenate([next_latent, sequences.reward[..., None]], axis=-1)
+        output_weights = jnp.ones(embed + 1).at[embed].set(config["reward_loss_weight"])
         num_windows = -(-sequence // window)
         pad = num_windows * window - sequence
 
@@ -261,7 +265,7 @@ def make(config, env, env_params) -> Agent:
                 def step(h, inputs):
                     s, a, y, s1, done, m = inputs
                     h, _, prediction = transition.apply(trans_params, s, a, h)
-                    trans = jnp.mean((prediction - y) ** 2, axis=-1)
+                    trans = jnp.mean((prediction - y) ** 2 * output_weights, axis=-1)
                     term = (terminal.apply(term_params, s1) - done.astype(jnp.float32)) ** 2
                     return h, (trans * m, term * m)
 

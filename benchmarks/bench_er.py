@@ -76,6 +76,25 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def machine_and_peak() -> dict:
+    """Print and return the machine, JAX's version and the float32 matmul peak: the head of every result."""
+    machine = f"{cpu_name()}, {os.cpu_count()} cores, {jax.default_backend()} ({len(jax.devices())} devices)"
+    peak = matmul_peak()
+    print(f"machine: {machine}, jax {jax.__version__}; float32 matmul peak {peak / 1e9:.0f} GFLOP/s", flush=True)
+    return {"machine": machine, "jax": jax.__version__, "matmul_peak_flops_per_second": peak}
+
+
+def timed_chunks(compiled, state, keys, hparams, phase, repeats: int):
+    """(state after, median seconds) of `repeats` calls of a CompiledRun's interact (which donates its state)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, _ = compiled.interact(state, keys, hparams, phase)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - start)
+    return state, float(statistics.median(times))
+
+
 @contextlib.contextmanager
 def paper_style_computation():
     """Build agents as the paper code computes: gymnax's per-step reset inside the scan, jax.nn.elu (expm1),
