@@ -81,7 +81,9 @@ def machine_and_peak() -> dict:
     machine = f"{cpu_name()}, {os.cpu_count()} cores, {jax.default_backend()} ({len(jax.devices())} devices)"
     peak = matmul_peak()
     print(f"machine: {machine}, jax {jax.__version__}; float32 matmul peak {peak / 1e9:.0f} GFLOP/s", flush=True)
-    return {"machine": machine, "jax": jax.__version__, "matmul_peak_flops_per_second": peak}
+    precision = jax.config.jax_default_matmul_precision or "default (TF32 allowed on NVIDIA GPUs)"
+    return {"machine": machine, "jax": jax.__version__, "matmul_peak_flops_per_second": peak,
+            "matmul_precision": str(precision)}
 
 
 def timed_chunks(compiled, state, keys, hparams, phase, repeats: int):
