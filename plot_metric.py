@@ -317,6 +317,8 @@ def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=N
     import matplotlib.pyplot as plt
     rng = np.random.default_rng(seed)
     fig, ax = plt.subplots()
+    if len(curves) > 10:  # beyond the default cycle's 10 colours, tab20's 20 keep every curve distinct
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for (values, times), label in zip(curves, labels):
         mean, low, high = bootstrap_band(values, rng=rng)
         (line,) = ax.plot(times, mean, label=label)
