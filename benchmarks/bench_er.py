@@ -86,6 +86,16 @@ def machine_and_peak() -> dict:
             "matmul_precision": str(precision)}
 
 
+def per_seed_count(seed_counts, measure, json_path=None) -> dict:
+    """The machine's head, then measure(num_seeds, peak) for each seed count, written as JSON when asked."""
+    results = machine_and_peak()
+    for seeds in seed_counts:
+        print(f"== {seeds} seed(s)", flush=True)
+        results[f"seeds_{seeds}"] = measure(seeds, results["matmul_peak_flops_per_second"])
+    write_json(json_path, results)
+    return results
+
+
 def timed_chunks(compiled, state, keys, hparams, phase, repeats: int):
     """(state after, median seconds) of `repeats` calls of a CompiledRun's interact (which donates its state)."""
     times = []

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import envs  # noqa: E402
 from agents import pets  # noqa: E402
 from agents.components import ensemble  # noqa: E402
-from bench_er import flops_of, machine_and_peak, timed_chunks, write_json  # noqa: E402
+from bench_er import flops_of, per_seed_count, timed_chunks  # noqa: E402
 from experiment import config as config_lib, runner  # noqa: E402
 
 PUBLISHED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pets", "CartpoleSwingUp.json")
@@ -123,13 +123,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    results = machine_and_peak()
-    peak = results["matmul_peak_flops_per_second"]
-    for seeds in args.seeds:
-        print(f"== {seeds} seed(s)", flush=True)
-        results[f"seeds_{seeds}"] = measure(seeds, args.plan_steps, args.repeats, peak)
-    write_json(args.json, results)
-    return results
+    return per_seed_count(args.seeds, lambda seeds, peak: measure(seeds, args.plan_steps, args.repeats, peak), args.json)
 
 
 if __name__ == "__main__":

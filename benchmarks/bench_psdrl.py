@@ -45,7 +45,7 @@ import envs  # noqa: E402
 from agents import psdrl  # noqa: E402
 from agents.components import blr  # noqa: E402
 from agents.components.episode_replay import make_episode_replay  # noqa: E402
-from bench_er import flops_of, machine_and_peak, timed_chunks, write_json  # noqa: E402
+from bench_er import flops_of, per_seed_count, timed_chunks  # noqa: E402
 from experiment import config as config_lib, runner  # noqa: E402
 
 EPISODE = 500
@@ -183,13 +183,7 @@ def main(argv=None):
     parser.add_argument("--actions-env", default="Breakout-MinAtar")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    results = machine_and_peak()
-    peak = results["matmul_peak_flops_per_second"]
-    for seeds in args.seeds:
-        print(f"== {seeds} seed(s)", flush=True)
-        results[f"seeds_{seeds}"] = measure(args.actions_env, seeds, args.fill, args.repeats, peak, args.batch_size)
-    write_json(args.json, results)
-    return results
+    return per_seed_count(args.seeds, lambda seeds, peak: measure(args.actions_env, seeds, args.fill, args.repeats, peak, args.batch_size), args.json)
 
 
 if __name__ == "__main__":
