@@ -41,6 +41,24 @@ def accumulate(gram, cross, features, targets, weights):
     return gram, cross
 
 
+# One matrix per LAPACK call, also under vmap. jaxlib's CPU kernels split a batch of matrices over the intra-op
+# thread pool and block until it is done; when every device of a CPU split into one device per core runs such a
+# kernel at once, all pool threads block and the process hangs (seen with PSDRL on 2 devices x 2 cores). A single
+# matrix runs inline on the calling thread. On a GPU the loop costs little next to the update around it.
+# The batching rule traces the body again later, outside any `enable_x64` block: each body sets x64 itself from
+# its input's dtype, so a float64 solve stays float64.
+@jax.custom_batching.sequential_vmap
+def cholesky(matrix):
+    with jax.enable_x64(matrix.dtype == jnp.float64):
+        return jnp.linalg.cholesky(matrix)
+
+
+@jax.custom_batching.sequential_vmap
+def inverse_from_cholesky(chol):
+    with jax.enable_x64(chol.dtype == jnp.float64):
+        return jax.scipy.linalg.cho_solve((chol, True), jnp.eye(chol.shape[0], dtype=chol.dtype))
+
+
 def solve(gram, cross, row_variance, beta: float, ridge: float, use_float64: bool) -> Posterior:
     """Phi = (beta gram + c I)^-1 with the smallest c in ridge * 10^k (k < 7) whose Cholesky factor is finite, and
     mu = (Phi beta cross)^T. The factor and Phi in float64 when use_float64 (the published code's solve), else
@@ -52,7 +70,7 @@ def solve(gram, cross, row_variance, beta: float, ridge: float, use_float64: boo
 
         def factor(step):
             c = jnp.asarray(ridge, dtype) * jnp.asarray(10.0, dtype) ** step
-            return jnp.linalg.cholesky(precision + c * eye), c
+            return cholesky(precision + c * eye), c
 
         def failed(carry):
             step, chol, _ = carry
@@ -63,7 +81,7 @@ def solve(gram, cross, row_variance, beta: float, ridge: float, use_float64: boo
             return (step, *factor(step))
 
         _, chol, c = jax.lax.while_loop(failed, climb, (jnp.int32(0), *factor(jnp.int32(0))))
-        phi = jax.scipy.linalg.cho_solve((chol, True), eye).astype(jnp.float32)
+        phi = inverse_from_cholesky(chol).astype(jnp.float32)
         c = c.astype(jnp.float32)
     # mu in float32, as the published code forms it. (A float64 product here would be re-traced without x64
     # when vmap batches an enclosing scan, and truncated with a warning.)
@@ -75,7 +93,7 @@ def sample(key, posterior: Posterior, textbook: bool = False) -> jax.Array:
     """One weight matrix W (outputs, features) from the posterior (see the module doc for the two rules)."""
     noise = jax.random.normal(key, posterior.mean.shape, jnp.float32)
     if textbook:
-        root = jnp.linalg.cholesky(posterior.scale)
+        root = cholesky(posterior.scale)
         spread = jnp.sqrt(posterior.row_variance)[:, None] * jnp.dot(noise, root.T, precision=HIGHEST)
     else:
         spread = posterior.row_variance[:, None] * jnp.dot(noise, posterior.scale, precision=HIGHEST)
