@@ -20,8 +20,9 @@ from flax import struct
 
 from agents.components import cem, ensemble, propagation
 from agents.components.agent import Agent
-from agents.components.config_keys import (AgentSchema, ConfigError, choice, flag, non_negative_float_list,
-                                           positive_float, positive_int, positive_int_list, unit_interval)
+from agents.components.config_keys import (AgentSchema, ConfigError, choice, flag, hyperparams_from,
+                                           non_negative_float_list, positive_float, positive_int, positive_int_list,
+                                           unit_interval)
 from agents.pets_tasks import TASKS
 
 MODEL_TYPES = ("D", "P", "DE", "PE")
@@ -114,7 +115,7 @@ class PETSHyperparams:
 
 
 def hyperparams_from_config(config) -> PETSHyperparams:
-    return PETSHyperparams(**{name: config[name] for name in PETSHyperparams.__dataclass_fields__})
+    return hyperparams_from(PETSHyperparams, config)
 
 
 @struct.dataclass
@@ -147,6 +148,9 @@ def make(config, env, env_params) -> Agent:
     batch = config["model_batch_size"]
 
     # --- the model ---------------------------------------------------------------------------------------
+    def model_optimizer(hp: PETSHyperparams):
+        return optax.adam(hp.model_learning_rate, b1=0.9, b2=0.999, eps=1e-8)  # TF1's defaults (pets.md 1.6)
+
     def model_inputs(states, actions):
         return jnp.concatenate([task.preprocess(states), actions], axis=-1)
 
@@ -167,7 +171,7 @@ def make(config, env, env_params) -> Agent:
     def train_model(state: PETSState, key, hp: PETSHyperparams):
         """Refit the scaler, draw a bootstrap per member, `epochs` passes of minibatch Adam over it (each member's
         order reshuffled after every pass); model and Adam state continue from the last call."""
-        optimizer = optax.adam(hp.model_learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+        optimizer = model_optimizer(hp)
         inputs, targets = dataset(state)
         rows = total_episodes * task_hor
         count = state.episodes_done * task_hor
@@ -264,8 +268,7 @@ def make(config, env, env_params) -> Agent:
     def init(key, hp: PETSHyperparams) -> PETSState:
         dummy = model_inputs(jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim)))
         params = model.init(key, dummy)
-        optimizer = optax.adam(hp.model_learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-        return PETSState(params=params, opt_state=optimizer.init(params),
+        return PETSState(params=params, opt_state=model_optimizer(hp).init(params),
                          scaler=(jnp.zeros(dummy.shape[-1]), jnp.ones(dummy.shape[-1])),
                          observations=jnp.zeros((total_episodes, task_hor + 1, obs_dim)),
                          actions=jnp.zeros((total_episodes, task_hor, action_dim)),

@@ -23,8 +23,8 @@ from flax import struct
 from agents import psdrl_networks as nets
 from agents.components import blr
 from agents.components.agent import Agent
-from agents.components.config_keys import (AgentSchema, ConfigError, flag, positive_float, positive_int,
-                                           unit_interval)
+from agents.components.config_keys import (AgentSchema, ConfigError, flag, hyperparams_from, positive_float,
+                                           positive_int, unit_interval)
 from agents.components.episode_replay import make_episode_replay
 from agents.components.networks import unit_float
 from agents.psdrl_posterior import refit_posterior
@@ -131,7 +131,7 @@ class PSDRLHyperparams:
 
 
 def hyperparams_from_config(config) -> PSDRLHyperparams:
-    return PSDRLHyperparams(**{name: config[name] for name in PSDRLHyperparams.__dataclass_fields__})
+    return hyperparams_from(PSDRLHyperparams, config)
 
 
 @struct.dataclass

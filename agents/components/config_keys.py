@@ -66,6 +66,11 @@ def non_negative_float_list(doc, default):
                "a non-empty list of numbers >= 0", doc)
 
 
+def hyperparams_from(cls, config):
+    """An agent's hyperparameter dataclass filled from the config's keys of the same names."""
+    return cls(**{name: config[name] for name in cls.__dataclass_fields__})
+
+
 class AgentSchema(NamedTuple):
     """What an agent family tells the harness about one agent type's config."""
 
