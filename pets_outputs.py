@@ -7,9 +7,11 @@ PETS is the output stem of train_PETS.py (PETS.out and PETS.params beside each o
 seed (leading axis S) and for the episodes run so far: observations [S, E, T + 1, dO] (with each reset
 observation), actions [S, E, T, dU], rewards [S, E, T], and returns [S, E - ninit_rollouts], the planned
 episodes' returns, as logs.mat's `returns` (the random first episodes excluded). `render` draws one episode of
-one seed on the cart-pole swing-up (the last by default: the trained controller's latest rollout) with
-matplotlib; .gif needs only Pillow (a matplotlib dependency), .mp4 needs ffmpeg on the PATH. Bad input prints
-one line "error: ..." and exits with status 2.
+one seed (the last by default: the trained controller's latest rollout): the cart-pole swing-up with
+matplotlib, the MuJoCo tasks (Reacher3D, Pusher, HalfCheetah) with MuJoCo's offscreen renderer (EGL unless
+MUJOCO_GL says otherwise) from the joint positions the observations imply; .gif needs only Pillow (a
+matplotlib dependency), .mp4 needs ffmpeg on the PATH. Bad input prints one line "error: ..." and exits with
+status 2.
 """
 import argparse
 import os
@@ -19,6 +21,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless: MuJoCo reads this once, when first imported
 
 from experiment.files import FileFormatError, atomic_write, load_metrics, load_pickle  # noqa: E402
 
@@ -58,9 +61,12 @@ def render(stem: str, path: str, seed_index: int, episode: int, fps: int) -> Non
     import matplotlib.pyplot as plt
     from matplotlib import animation
 
+    from envs.mujoco_tasks import MJX_TASKS
+
     run = load_run(stem)
-    if run["config"]["environment"] != "CartpoleSwingUp":
-        raise OutputsError(f"render draws the cart-pole swing-up; this run is {run['config']['environment']}")
+    environment = run["config"]["environment"]
+    if environment != "CartpoleSwingUp" and environment not in MJX_TASKS:
+        raise OutputsError(f"render draws CartpoleSwingUp, {', '.join(MJX_TASKS)}; this run is {environment}")
     seeds, count = run["observations"].shape[:2]
     if not -seeds <= seed_index < seeds:
         raise OutputsError(f"--seed-index {seed_index} is out of range: the run has {seeds} seeds")
@@ -72,6 +78,38 @@ def render(stem: str, path: str, seed_index: int, episode: int, fps: int) -> Non
         raise OutputsError(f"the output must end in .gif or .mp4, got '{path}'")
     states = run["observations"][seed_index, episode]
     rewards = run["rewards"][seed_index, episode]
+    if environment == "CartpoleSwingUp":
+        figure, draw = swing_up_drawing(plt, states, rewards)
+    else:
+        figure, draw = mujoco_drawing(plt, MJX_TASKS[environment], states, rewards)
+    movie = animation.FuncAnimation(figure, draw, frames=len(states), blit=True)
+    writer = animation.PillowWriter(fps=fps) if path.endswith(".gif") else animation.FFMpegWriter(fps=fps)
+    temporary = path + ".partial" + os.path.splitext(path)[1]
+    movie.save(temporary, writer=writer)
+    os.replace(temporary, path)
+    print(f"wrote {path}: seed {seed_index}, episode {episode % count}, return {rewards.sum():.1f}")
+
+
+def mujoco_drawing(plt, task_class, states, rewards):
+    try:
+        frames = task_class().render_frames(states)
+    except Exception as error:  # no OpenGL context: MuJoCo raises its own FatalError or a GL import error
+        raise OutputsError(f"MuJoCo could not render offscreen (MUJOCO_GL={os.environ.get('MUJOCO_GL')}): "
+                           f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    figure, axes = plt.subplots(figsize=(4, 4))
+    axes.axis("off")
+    image = axes.imshow(frames[0])
+    text = axes.text(4, 14, "", fontsize=9, color="white")
+
+    def draw(t):
+        image.set_data(frames[t])
+        text.set_text(f"step {t}  return so far {rewards[:t].sum():.1f}")
+        return image, text
+
+    return figure, draw
+
+
+def swing_up_drawing(plt, states, rewards):
     figure, axes = plt.subplots(figsize=(6, 3))
     axes.set(xlim=(-3.2, 3.2), ylim=(-1.0, 1.0), aspect="equal")
     axes.axhline(0.0, color="0.6", lw=1)
@@ -89,12 +127,7 @@ def render(stem: str, path: str, seed_index: int, episode: int, fps: int) -> Non
         text.set_text(f"step {t}  return so far {rewards[:t].sum():.1f}")
         return cart, pole, text
 
-    movie = animation.FuncAnimation(figure, draw, frames=len(states), blit=True)
-    writer = animation.PillowWriter(fps=fps) if path.endswith(".gif") else animation.FFMpegWriter(fps=fps)
-    temporary = path + ".partial" + os.path.splitext(path)[1]
-    movie.save(temporary, writer=writer)
-    os.replace(temporary, path)
-    print(f"wrote {path}: seed {seed_index}, episode {episode % count}, return {rewards.sum():.1f}")
+    return figure, draw
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,7 @@ setup(
         # Real Atari (envs/atari.py): EnvPool's ALE emulators, ROMs included, stepped through a host callback.
         "atari": ["envpool>=1.2.5"],
         # MuJoCo: the cartpole swing-up is checked against its model file; the MJX tasks of PETS will need it.
-        "mujoco": ["mujoco>=3.2"],
+        "mujoco": ["mujoco>=3.2", "mujoco-mjx>=3.2"],
         # --tensorboard: the .out's per-chunk scalars as TensorBoard event files too.
         "tensorboard": ["tensorboardX>=2.6"],
     },

@@ -220,10 +220,13 @@ def make(config, env, env_params) -> Agent:
     def plan(state: PETSState, key, hp: PETSHyperparams, observation, warm_start):
         predict = predictor(state.params, state.scaler)
 
+        def obs_cost(states):
+            return task.obs_cost(states, observation)
+
         def costs(key, candidates):  # (P, H, dU) -> (P,), fresh particle noise per candidate
             return jax.vmap(lambda k, actions: propagation.trajectory_cost(
                 k, mode, predict, num_members, task.postprocess, observation, actions, num_particles,
-                task.obs_cost, task.action_cost))(jax.random.split(key, candidates.shape[0]), candidates)
+                obs_cost, task.action_cost))(jax.random.split(key, candidates.shape[0]), candidates)
 
         if config["opt_type"] == "Random":
             return cem.random_shooting(key, costs, (horizon, action_dim), lower, upper, config["popsize"])

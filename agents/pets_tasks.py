@@ -1,23 +1,29 @@
 """What PETS must know of each task beyond the environment (pets.md 1.1 and 4): how a state becomes a model
 input, what the model predicts and how a prediction becomes the next state, and the planner's costs.
 
-obs_cost(states [..., dO]) -> [...] is charged on the PREDICTED NEXT state; action_cost(actions [..., dU]) on the
-action. Costs are the published configs' (cartpole: -exp(-|tip - (0, 0.6)|^2 / 0.36) + 0.01 u^2); the small
-gymnax tasks use the negative of their own reward, split the same way.
+obs_cost(states [..., dO], start [dO]) -> [...] is charged on the PREDICTED NEXT state, `start` being the real
+observation the plan starts from (Reacher3D reads its goal there: the published planner uses the environment's
+goal, not the model's prediction of it); action_cost(actions [..., dU]) on the action. Costs are the published
+configs'; the small gymnax tasks use the negative of their own reward, split the same way.
 """
 from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
 from envs import cartpole_swingup
+from envs.mujoco_tasks import PUSHER_GOAL, reacher_end_effector
 
 
 class PETSTask(NamedTuple):
     preprocess: Callable  # state [..., dO] -> model input features [..., dI - dU]
     target: Callable  # (state, next state) -> model target [..., dT]
     postprocess: Callable  # (state, prediction) -> next state
-    obs_cost: Callable
+    obs_cost: Callable  # (predicted next states, start observation) -> cost
     action_cost: Callable
+
+
+def identity(state):
+    return state
 
 
 def delta_target(state, next_state):
@@ -34,16 +40,47 @@ def cartpole_preprocess(state):
                            axis=-1)
 
 
-def cartpole_obs_cost(state):
+def cartpole_obs_cost(state, start):
     distance = jnp.sum((cartpole_swingup.pole_tip(state) - jnp.array([0.0, cartpole_swingup.POLE_LENGTH])) ** 2,
                        axis=-1)
     return -jnp.exp(-distance / cartpole_swingup.POLE_LENGTH ** 2)
 
 
-def pendulum_obs_cost(state):
+def pendulum_obs_cost(state, start):
     """gymnax Pendulum-v1's cost on [cos th, sin th, th_dot]: th^2 + 0.1 th_dot^2 (th in [-pi, pi])."""
     angle = jnp.arctan2(state[..., 1], state[..., 0])
     return angle ** 2 + 0.1 * state[..., 2] ** 2
+
+
+def reacher_obs_cost(state, start):
+    """|end effector - goal|^2 with the goal of the real observation (its entries 7:10)."""
+    return jnp.sum((reacher_end_effector(state) - start[7:10]) ** 2, axis=-1)
+
+
+def pusher_obs_cost(state, start):
+    """0.5 |tips - puck|_1 + 1.25 |puck - goal|_1 on the predicted fingertips (14:17) and puck (17:20)."""
+    tips, puck = state[..., 14:17], state[..., 17:20]
+    return 0.5 * jnp.sum(jnp.abs(tips - puck), axis=-1) + 1.25 * jnp.sum(jnp.abs(puck - jnp.array(PUSHER_GOAL)),
+                                                                         axis=-1)
+
+
+def cheetah_preprocess(state):
+    """[s1, sin s2, cos s2, s3..s17]: the forward velocity s0 is never an input (pets.md 1.1)."""
+    return jnp.concatenate([state[..., 1:2], jnp.sin(state[..., 2:3]), jnp.cos(state[..., 2:3]), state[..., 3:]],
+                           axis=-1)
+
+
+def cheetah_target(state, next_state):
+    """The forward velocity is predicted as an absolute value, the rest as deltas."""
+    return jnp.concatenate([next_state[..., :1], next_state[..., 1:] - state[..., 1:]], axis=-1)
+
+
+def cheetah_postprocess(state, prediction):
+    return jnp.concatenate([prediction[..., :1], state[..., 1:] + prediction[..., 1:]], axis=-1)
+
+
+def cheetah_obs_cost(state, start):
+    return -state[..., 0]
 
 
 def quadratic_action_cost(weight: float):
@@ -53,5 +90,9 @@ def quadratic_action_cost(weight: float):
 TASKS = {
     "CartpoleSwingUp": PETSTask(cartpole_preprocess, delta_target, add_delta, cartpole_obs_cost,
                                 quadratic_action_cost(0.01)),
-    "Pendulum-v1": PETSTask(lambda s: s, delta_target, add_delta, pendulum_obs_cost, quadratic_action_cost(0.001)),
+    "Reacher3D": PETSTask(identity, delta_target, add_delta, reacher_obs_cost, quadratic_action_cost(0.01)),
+    "Pusher": PETSTask(identity, delta_target, add_delta, pusher_obs_cost, quadratic_action_cost(0.1)),
+    "HalfCheetah": PETSTask(cheetah_preprocess, cheetah_target, cheetah_postprocess, cheetah_obs_cost,
+                            quadratic_action_cost(0.1)),
+    "Pendulum-v1": PETSTask(identity, delta_target, add_delta, pendulum_obs_cost, quadratic_action_cost(0.001)),
 }

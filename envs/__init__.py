@@ -2,7 +2,8 @@
 
 `make(name, **env_config)` returns `(env, env_params)` as `gymnax.make` does: the paper's environments by
 their original class names (ProcMaze, ButtonGrid, PanFlute, OpenGrid) and gymnax's own by their gymnax
-ids (CartPole-v1, Breakout-MinAtar, ...), MiniMontezuma, and with the atari extra EnvPool's Atari games by
+ids (CartPole-v1, Breakout-MinAtar, ...), MiniMontezuma, PETS's tasks (CartpoleSwingUp in JAX; Reacher3D, Pusher,
+HalfCheetah on MuJoCo MJX with the mujoco extra: envs/mujoco_tasks.py), and with the atari extra EnvPool's Atari games by
 their ids (Pong-v5, MontezumaRevenge-v5: envs/atari.py). `make_from_config` adds the pixel and protocol
 wrappers of a config's env_wrappers block (envs/pixels.py).
 """
@@ -14,13 +15,15 @@ from envs.base import NO_TIME_LIMIT, BoolObsEnvironment, GridParams
 from envs.buttongrid import ButtonGrid, ButtonGridState
 from envs.cartpole_swingup import CartpoleSwingUp
 from envs.minimontezuma import MiniMontezuma, MiniMontezumaState
+from envs.mujoco_tasks import MJX_TASKS, HalfCheetah, Pusher, Reacher3D, mjx_available, require_mjx
 from envs.opengrid import OpenGrid, OpenGridState
 from envs.panflute import PanFlute, PanFluteState
 from envs.procmaze import ProcMaze, ProcMazeState, generate_maze
 
 PAPER_ENVIRONMENTS = {cls.__name__: cls for cls in (ProcMaze, ButtonGrid, PanFlute, OpenGrid)}
 # Every environment class of ours, built by envs.make with its constructor's keyword arguments.
-OUR_ENVIRONMENTS = {**PAPER_ENVIRONMENTS, "MiniMontezuma": MiniMontezuma, "CartpoleSwingUp": CartpoleSwingUp}
+OUR_ENVIRONMENTS = {**PAPER_ENVIRONMENTS, "MiniMontezuma": MiniMontezuma, "CartpoleSwingUp": CartpoleSwingUp,
+                    **MJX_TASKS}
 
 
 def gymnax_ids() -> list[str]:
@@ -35,6 +38,8 @@ def available() -> list[str]:
 
 def check_env_config(name: str, env_config: dict) -> None:
     """Raise ValueError naming the problem if `name` is unknown or `env_config` has keys its constructor lacks."""
+    if name in MJX_TASKS:
+        require_mjx(name)
     if name in OUR_ENVIRONMENTS:
         accepted = [p for p in inspect.signature(OUR_ENVIRONMENTS[name].__init__).parameters if p != "self"]
         unknown = [k for k in env_config if k not in accepted]
@@ -82,4 +87,5 @@ __all__ = [
     "make", "make_from_config", "external_state", "pixels", "atari", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
     "ProcMaze", "ProcMazeState", "generate_maze", "ButtonGrid", "ButtonGridState", "PanFlute", "PanFluteState",
     "OpenGrid", "OpenGridState", "MiniMontezuma", "MiniMontezumaState", "OUR_ENVIRONMENTS", "CartpoleSwingUp",
+    "MJX_TASKS", "Reacher3D", "Pusher", "HalfCheetah", "mjx_available",
 ]

@@ -2,6 +2,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering (pets_outputs.py render); read at mujoco's import
 
 import jax  # noqa: E402
 
