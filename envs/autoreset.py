@@ -18,12 +18,14 @@ def presample_resets(env, keys, params):
 
 
 def step_with_reset(env, step_key, state, action, params, reset):
-    """`env.step` with the reset given: returns (obs, state, reward, terminated, truncated, info) as gymnax does."""
+    """`env.step` with the reset given: returns (obs, state, reward, terminated, truncated, info) as gymnax does;
+    info also holds the observation and state the step reached before any reset (final_observation, final_state)."""
     reset_obs, reset_state = reset
     obs_stepped, state_stepped, reward, terminated, info = env.step_env(step_key, state, action, params)
     truncated = env.is_truncated(state_stepped, params)
     done = jnp.logical_or(terminated, truncated)
     state = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), reset_state, state_stepped)
     obs = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), reset_obs, obs_stepped)
-    info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_stepped}
+    info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_stepped,
+            "final_state": state_stepped}
     return obs, state, reward, terminated, truncated, info

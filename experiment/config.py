@@ -7,7 +7,7 @@ import difflib
 import itertools
 import json
 
-from agents import dqn, model_dqn_config, pets, psdrl
+from agents import dqn, model_dqn_config, pets, ppo, psdrl
 from agents.components.config_keys import (REQUIRED, ConfigError, Key, flag, non_negative_int,  # noqa: F401
                                            positive_int)
 
@@ -37,7 +37,8 @@ HARNESS_SHAPE_KEYS = {"num_seeds": "the run axis", "eval_frequency": "the chunk 
                       "env_wrappers": "the observations", "num_steps": "the number of chunks"}
 
 # Every agent type's schema, as its family module declares it.
-SCHEMAS = {**dqn.CONFIG_SCHEMAS, **model_dqn_config.CONFIG_SCHEMAS, **psdrl.CONFIG_SCHEMAS, **pets.CONFIG_SCHEMAS}
+SCHEMAS = {**dqn.CONFIG_SCHEMAS, **model_dqn_config.CONFIG_SCHEMAS, **psdrl.CONFIG_SCHEMAS, **pets.CONFIG_SCHEMAS,
+           **ppo.CONFIG_SCHEMAS}
 AGENT_KEYS = {agent_type: {**HARNESS_KEYS, **schema.keys} for agent_type, schema in SCHEMAS.items()}
 AGENT_NAMES = {agent_type: schema.name for agent_type, schema in SCHEMAS.items()}
 SWEEPABLE_KEYS = {agent_type: schema.sweepable for agent_type, schema in SCHEMAS.items()}

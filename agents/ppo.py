@@ -1,0 +1,546 @@
+"""PPO with two value streams, and intrinsic motivation by network distillation: none, RND, SND, SND + entropy
+(rnd_snd.md; the RND/SND author's agents are the defaults, the RND paper's choices are switches).
+
+Reads top to bottom: config keys -> hyperparameters -> state -> networks -> one rollout of T steps in N
+environments (intrinsic rewards from the distillation networks as it goes) -> advantages -> the update (epochs
+x minibatches: a PPO step, a predictor step, for SND a target step) -> the chunk (a scan of updates) ->
+evaluation. The distillation pieces are in agents/components/distillation.py, GAE and the running statistics in
+agents/components/advantages.py.
+
+A run has `num_envs` environments stepped together (vmapped inside the run; the harness vmaps runs outside).
+The harness's steps count transitions: one update consumes num_envs x rollout_length of them, and a chunk
+(eval_frequency steps) is a whole number of updates. The evaluation of a chunk is the mean game score of the
+training episodes that ended in it (the previous chunk's value when none did): the author's protocol logs
+training episodes, there is no separate greedy evaluation.
+"""
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from agents.components import distillation as distill
+from agents.components.advantages import RunningMean, RunningMoments, gae
+from agents.components.agent import Agent
+from agents.components.config_keys import (AgentSchema, ConfigError, Key, choice, flag, hyperparams_from,
+                                           non_negative_float, non_negative_int, positive_float, positive_int,
+                                           positive_int_list, unit_interval)
+from agents.components.interaction import game_score
+from agents.components.networks import unit_float
+from agents.components.visitation import make_visitation, visitation_of
+from envs.autoreset import presample_resets, step_with_reset
+
+DISTILLATIONS = ("none", "rnd", "snd", "snd_entropy")
+MILESTONES = ("key", "door", "treasure")
+
+# --- config keys (rnd_snd.md 2.1, 3, 4; author-faithful defaults) -----------------------------------------------
+CONFIG_KEYS = {
+    "distillation": choice("intrinsic motivation: none (plain PPO), rnd, snd, snd_entropy", DISTILLATIONS,
+                           default="none"),
+    "num_envs": positive_int("environments per run N", default=128),
+    "rollout_length": positive_int("steps per environment between updates T", default=128),
+    "epochs": positive_int("passes over each rollout", default=4),
+    "num_minibatches": positive_int("minibatches per epoch (each N T / num_minibatches samples)", default=32),
+    "minibatch_sampling": choice("with_replacement (the author's uniform draws) or permutation (disjoint)",
+                                 ("with_replacement", "permutation"), default="with_replacement"),
+    "learning_rate": positive_float("Adam step size of the PPO network", default=1e-4),
+    "anneal_learning_rate": flag("decay the PPO step size linearly to 0 over the run (PureJaxRL's default)"),
+    "max_grad_norm": positive_float("global-norm clip of the PPO gradient", default=0.5),
+    "clip_epsilon": positive_float("PPO ratio clip", default=0.1),
+    "entropy_coeff": non_negative_float("entropy bonus beta", default=0.001),
+    "critic_coeff": non_negative_float("weight of the summed value losses", default=0.5),
+    "gae_lambda": unit_interval("GAE lambda", default=0.95),
+    "gamma_ext": unit_interval("discount of the extrinsic stream", default=0.998),
+    "gamma_int": unit_interval("discount of the intrinsic stream", default=0.99),
+    "ext_adv_coeff": non_negative_float("weight of the extrinsic advantage", default=2.0),
+    "int_adv_coeff": non_negative_float("weight of the intrinsic advantage", default=1.0),
+    "normalize_advantages": flag("standardise the combined advantage per minibatch (PureJaxRL; the author: no)"),
+    "network": choice("conv: the author's model C (3x3 conv stack, 512 features, actor and critic hidden layers);"
+                      " mlp: separate tanh actor and critic (PureJaxRL's)", ("conv", "mlp"), default="conv"),
+    "conv_channels": positive_int_list("model C's conv widths", default=[32, 64, 64, 128]),
+    "conv_strides": positive_int_list("model C's conv strides", default=[2, 2, 2, 1]),
+    "hidden_width": positive_int("model C's feature and hidden width", default=512),
+    "mlp_widths": positive_int_list("hidden widths of the mlp network", default=[64, 64]),
+    "fix_bootstrap_last": flag("bootstrap the last step of a rollout from V(s_T) (the author gives it advantage "
+                               "and return 0)"),
+    "int_episodic": flag("mask the intrinsic stream at episode ends (the author; the RND paper: false)",
+                         default=True),
+    "int_reward_on": choice("the state the bonus is computed on: current (s_t, the author) or next (s_t+1, the "
+                            "RND paper)", ("current", "next"), default="current"),
+    "int_reward_norm": choice("none (the author) or return_std: divide by the running std of the discounted "
+                              "intrinsic return (the RND paper)", ("none", "return_std"), default="none"),
+    "obs_norm": choice("distillation input: mean (subtract the running mean, the author's RND), mean_std "
+                       "(clip((s - mu) / sigma, -1, 1)), none", ("mean", "mean_std", "none"), default="mean"),
+    "obs_norm_init_steps": non_negative_int("random-action steps that seed the running mean", default=256),
+    "distill_learning_rate": positive_float("Adam step size of the predictor", default=1e-4),
+    "distill_conv_channels": positive_int_list("distillation conv widths (model B)", default=[16, 32, 64, 64]),
+    "distill_conv_strides": positive_int_list("distillation conv strides", default=[2, 2, 2, 1]),
+    "distill_features": positive_int("distillation feature width", default=512),
+    "predictor_keep_prob": Key("float", None, lambda v: 0 < v <= 1, "a number in (0, 1]",
+                               "mask keep probability of the predictor loss (default min(1, 32 / num_envs))"),
+    "mask_mode": choice("element (the author) or sample (the RND paper)", ("element", "sample"), default="element"),
+    "int_reward_coeff": positive_float("SND's bonus scale k", default=0.5),
+    "target_learning_rate": positive_float("Adam step size of SND's target", default=1e-4),
+    "snd_pairs": positive_int("pairs per target step", default=64),
+    "snd_augmentation": choice("SND's augmentation recipe", distill.AUGMENTATIONS, default="cnd_2023"),
+    "snd_l2_coeff": non_negative_float("lambda of the feature magnitude term (0 in every surviving config)",
+                                       default=0.0),
+    "snd_hinge": positive_float("feature magnitude above which the Jan-2023 hinge penalises", default=200.0),
+    "entropy_buffer_size": positive_int("SND + entropy: feature ring buffer K per environment", default=128),
+    "entropy_features": positive_int("SND + entropy: entropy model feature width", default=256),
+    "entropy_reward_coeff": positive_float("SND + entropy: scale k_b of the diversity bonus", default=1.0),
+    "entropy_adv_coeff": non_negative_float("SND + entropy: weight of its advantage", default=1.0),
+    "gamma_int_b": unit_interval("SND + entropy: discount of its stream", default=0.99),
+}
+SWEEPABLE_KEYS = ("learning_rate", "max_grad_norm", "clip_epsilon", "entropy_coeff", "critic_coeff", "gae_lambda",
+                  "gamma_ext", "gamma_int", "ext_adv_coeff", "int_adv_coeff", "distill_learning_rate",
+                  "int_reward_coeff", "target_learning_rate", "entropy_reward_coeff", "entropy_adv_coeff",
+                  "gamma_int_b")
+SHAPE_KEYS = {name: "the rollout and the minibatches" for name in (
+    "num_envs", "rollout_length", "epochs", "num_minibatches", "minibatch_sampling", "snd_pairs",
+    "entropy_buffer_size", "obs_norm_init_steps")}
+SHAPE_KEYS.update({name: "the networks" for name in (
+    "distillation", "network", "conv_channels", "conv_strides", "hidden_width", "mlp_widths",
+    "distill_conv_channels", "distill_conv_strides", "distill_features", "entropy_features")})
+
+
+def transitions_per_update(config) -> int:
+    return config["num_envs"] * config["rollout_length"]
+
+
+def check_config(config, obs_shape: tuple) -> None:
+    per_update = transitions_per_update(config)
+    if config["eval_frequency"] % per_update:
+        raise ConfigError(f"eval_frequency ({config['eval_frequency']}) must be a multiple of num_envs x "
+                          f"rollout_length ({per_update}): a chunk is a whole number of updates")
+    if per_update % config["num_minibatches"]:
+        raise ConfigError(f"num_minibatches ({config['num_minibatches']}) must divide num_envs x rollout_length "
+                          f"({per_update})")
+    if len(config["conv_channels"]) != len(config["conv_strides"]):
+        raise ConfigError("conv_channels and conv_strides need one entry per conv layer")
+    if len(config["distill_conv_channels"]) != len(config["distill_conv_strides"]):
+        raise ConfigError("distill_conv_channels and distill_conv_strides need one entry per conv layer")
+    if config["network"] == "conv" and len(obs_shape) != 3:
+        raise ConfigError(f"network conv reads (height, width, channels) images; this environment's observations "
+                          f"are {obs_shape}: use network mlp or env_wrappers pixels")
+
+
+CONFIG_SCHEMAS = {"PPO": AgentSchema(name="PPO", keys=CONFIG_KEYS, sweepable=SWEEPABLE_KEYS, shape_keys=SHAPE_KEYS,
+                                     check=check_config)}
+
+
+@struct.dataclass
+class PPOHyperparams:
+    learning_rate: float
+    max_grad_norm: float
+    clip_epsilon: float
+    entropy_coeff: float
+    critic_coeff: float
+    gae_lambda: float
+    gamma_ext: float
+    gamma_int: float
+    ext_adv_coeff: float
+    int_adv_coeff: float
+    distill_learning_rate: float
+    int_reward_coeff: float
+    target_learning_rate: float
+    entropy_reward_coeff: float
+    entropy_adv_coeff: float
+    gamma_int_b: float
+
+
+def hyperparams_from_config(config) -> PPOHyperparams:
+    return hyperparams_from(PPOHyperparams, config)
+
+
+@struct.dataclass
+class Distillation:
+    """The distillation networks, their optimisers and statistics (empty dicts where the variant has none)."""
+    target: dict
+    predictor: dict
+    predictor_opt: optax.OptState
+    target_opt: optax.OptState  # SND only
+    entropy_model: dict  # SND + entropy only
+    entropy_opt: optax.OptState
+    obs_stats: RunningMean
+    return_filter: jax.Array  # (N,) the RND paper's discounted intrinsic return per environment
+    return_moments: RunningMoments
+    feature_buffer: jax.Array  # (N, K, F) SND + entropy
+    buffer_index: jax.Array
+
+
+@struct.dataclass
+class PPOState:
+    params: dict
+    opt_state: optax.OptState
+    distill: Distillation
+    env_state: object
+    obs: jax.Array  # (N, ...) the observation each environment acts from
+    started: jax.Array  # (N,) bool: the observation is an episode's first
+    episode_return: jax.Array  # (N,) game score so far
+    episode_length: jax.Array
+    visits: object  # rooms and cells (environments with rooms), else None
+    first_milestone_step: jax.Array  # (3,) transitions until the run first took a key / opened a door / the treasure
+    env_steps: jax.Array
+    updates: jax.Array
+    last_return: jax.Array
+
+
+# --- networks (rnd_snd.md 2.4) ---------------------------------------------------------------------------------
+def policy_network(config, num_actions: int, num_streams: int):
+    """apply(params, obs (B, ...)) -> (logits (B, A), values (B, streams)): model C, or PureJaxRL's MLP pair."""
+    relu, linear = jax.nn.relu, distill.linear
+
+    def forward(obs):
+        x = unit_float(obs)
+        if config["network"] == "conv":
+            h = distill.conv_stack(x, config["conv_channels"], config["conv_strides"], relu)
+            h = relu(linear(config["hidden_width"], distill.SQRT2)(h))
+            logits = linear(num_actions, 0.01)(relu(linear(config["hidden_width"], 0.01)(h)))
+            critic = relu(linear(config["hidden_width"], 0.1)(h))
+            values = jnp.concatenate([linear(1, 0.01)(critic) for _ in range(num_streams)], axis=-1)
+            return logits, values
+        actor = critic = x.reshape(x.shape[0], -1)
+        for width in config["mlp_widths"]:
+            actor = jnp.tanh(linear(width, distill.SQRT2)(actor))
+            critic = jnp.tanh(linear(width, distill.SQRT2)(critic))
+        values = jnp.concatenate([linear(1, 1.0)(critic) for _ in range(num_streams)], axis=-1)
+        return linear(num_actions, 0.01)(actor), values
+
+    return hk.without_apply_rng(hk.transform(forward))
+
+
+def ppo_loss(apply, params, batch, hp: PPOHyperparams, normalize_advantages: bool = False):
+    """(loss, diagnostics) on a minibatch {obs, action, log_prob (the behaviour policy's), advantage (combined),
+    returns (B, streams)}: the clipped surrogate, minus beta times the entropy, plus critic_coeff times the summed
+    value losses (rnd_snd.md 2.3; no value clipping)."""
+    logits, values = apply(params, batch["obs"])
+    log_probs = jax.nn.log_softmax(logits)
+    log_prob = jnp.take_along_axis(log_probs, batch["action"][:, None], axis=1)[:, 0]
+    ratio = jnp.exp(log_prob - batch["log_prob"])
+    advantage = batch["advantage"]
+    if normalize_advantages:
+        advantage = (advantage - jnp.mean(advantage)) / (jnp.std(advantage) + 1e-8)
+    clipped = jnp.clip(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
+    policy_loss = -jnp.mean(jnp.minimum(ratio * advantage, clipped * advantage))
+    entropy = -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
+    value_losses = jnp.mean((batch["returns"] - values) ** 2, axis=0)
+    loss = policy_loss - hp.entropy_coeff * entropy + hp.critic_coeff * jnp.sum(value_losses)
+    return loss, {"policy_loss": policy_loss, "entropy": entropy, "value_loss_ext": value_losses[0],
+                  "value_loss_int": value_losses[1], "approx_kl": jnp.mean(ratio - 1.0 - jnp.log(ratio)),
+                  "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hp.clip_epsilon)}
+
+
+def explained_variance(values, returns):
+    return 1.0 - jnp.var(returns - values) / (jnp.var(returns) + 1e-8)
+
+
+def make(config, env, env_params) -> Agent:
+    num_envs, horizon = config["num_envs"], config["rollout_length"]
+    per_update = num_envs * horizon
+    updates_per_chunk = config["eval_frequency"] // per_update
+    total_updates = config["num_steps"] // per_update
+    minibatch = per_update // config["num_minibatches"]
+    steps_per_update = config["epochs"] * config["num_minibatches"]
+    variant = config["distillation"]
+    distilling = variant != "none"
+    num_streams = {"none": 2, "rnd": 2, "snd": 2, "snd_entropy": 3}[variant]
+    num_actions = env.action_space(env_params).n
+    obs_shape = tuple(env.observation_space(env_params).shape)
+    net = policy_network(config, num_actions, num_streams)
+    target_net, predictor_net = distill.distillation_networks(config["distill_conv_channels"],
+                                                              config["distill_conv_strides"],
+                                                              config["distill_features"])
+    entropy_net, _ = distill.distillation_networks(config["distill_conv_channels"], config["distill_conv_strides"],
+                                                   config["entropy_features"])
+    keep_prob = config["predictor_keep_prob"] or min(1.0, 32.0 / num_envs)
+    wrappers = config.get("env_wrappers") or {}
+    stacked = wrappers.get("frame_stack", 1) > 1 and len(obs_shape) == 3
+    newest = slice(0, 1) if wrappers.get("frame_stack_order") == "newest_first" else slice(-1, None)
+    stats_on_next = variant == "rnd"  # the author's RND updates the mean with s_t+1, SND with s_t
+    visitation = make_visitation(env, num_envs=num_envs)
+    found = visitation_of(env)
+    milestones_of = (None if found is None or not hasattr(found[0], "milestones") else
+                     lambda state: jnp.stack([found[0].milestones(found[1](state))[m] for m in MILESTONES]))
+
+    def adam(step_size):
+        return optax.adam(step_size, b1=0.9, b2=0.999, eps=1e-8)
+
+    def ppo_optimizer(hp: PPOHyperparams):
+        return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm),
+                           optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8))
+
+    # --- distillation inputs and rewards ------------------------------------------------------------------------
+    def newest_frame(x):
+        return x[..., newest] if stacked else x
+
+    def distill_input(stats: RunningMean, obs):
+        """The normalised newest frame (rnd_snd.md 3.2, 4.2)."""
+        x = unit_float(obs)
+        if config["obs_norm"] == "mean":
+            x = x - stats.mean
+        elif config["obs_norm"] == "mean_std":
+            x = jnp.clip((x - stats.mean) / stats.std(), -1.0, 1.0)
+        return newest_frame(x)
+
+    def intrinsic_reward(d: Distillation, obs, hp: PPOHyperparams):
+        """Unclipped bonus (N,) of the current distillation networks."""
+        x = distill_input(d.obs_stats, obs)
+        target, predicted = target_net.apply(d.target, x), predictor_net.apply(d.predictor, x)
+        if variant == "rnd":
+            return distill.rnd_reward(target, predicted)
+        return distill.snd_reward(target, predicted, hp.int_reward_coeff)
+
+    # --- acting: one rollout --------------------------------------------------------------------------------------
+    def rollout(state: PPOState, key, hp: PPOHyperparams):
+        """T steps of the N environments; returns (state, the rollout's arrays, time-major (T, N, ...))."""
+        step_keys = jax.random.split(key, horizon * num_envs * 2).reshape(horizon, num_envs, 2, -1)
+        act_keys, env_keys = step_keys[:, :, 0], step_keys[:, :, 1]
+        env_keys, resets = jax.vmap(lambda k: presample_resets(env, k, env_params))(env_keys)
+
+        def step(state: PPOState, inputs):
+            act_key, env_key, reset = inputs
+            logits, values = net.apply(state.params, state.obs)
+            actions = jax.vmap(jax.random.categorical)(act_key, logits)
+            log_probs = jnp.take_along_axis(jax.nn.log_softmax(logits), actions[:, None], axis=1)[:, 0]
+            visits = state.visits
+            if visitation is not None:
+                visits = visitation.visit(visits, *jax.vmap(visitation.of_state)(state.env_state))
+            obs, env_state, reward, terminated, truncated, info = jax.vmap(
+                lambda k, s, a, r: step_with_reset(env, k, s, a, env_params, r))(env_key, state.env_state, actions,
+                                                                                   reset)
+            done = terminated | truncated
+            score = game_score(info, reward)
+            d, bonus = state.distill, {}
+            if distilling:
+                stats_batch = info["final_observation"] if stats_on_next else state.obs
+                d = d.replace(obs_stats=d.obs_stats.update(unit_float(stats_batch)))
+                rewarded = info["final_observation"] if config["int_reward_on"] == "next" else state.obs
+                bonus["int"] = intrinsic_reward(state.distill, rewarded, hp)
+            if variant == "snd_entropy":
+                features = entropy_net.apply(d.entropy_model, newest_frame(unit_float(state.obs)))
+                buffer, raw = distill.feature_buffer_reward(d.feature_buffer, features, d.buffer_index,
+                                                            state.started, hp.entropy_reward_coeff)
+                d = d.replace(feature_buffer=buffer, buffer_index=(d.buffer_index + 1) % config["entropy_buffer_size"])
+                bonus["int_b"] = raw
+            first = jnp.full(3, -1, jnp.int32)
+            if milestones_of is not None:
+                reached = jnp.any(jax.vmap(milestones_of)(info["final_state"]), axis=0)
+                first = jnp.where(reached, state.env_steps + num_envs, -1)
+            episode_return = state.episode_return + score
+            episode_length = state.episode_length + 1
+            per_episode_rooms = jnp.zeros(num_envs, jnp.int32)
+            if visitation is not None:
+                visits, per_episode_rooms = visitation.close_episodes(visits, done)
+            record = {"obs": state.obs, "action": actions, "log_prob": log_probs, "values": values,
+                      "reward": reward.astype(jnp.float32), "done": done, "bonus": bonus,
+                      "ended_return": jnp.where(done, episode_return, 0.0),
+                      "ended_length": jnp.where(done, episode_length, 0), "ended_rooms": per_episode_rooms,
+                      "first": first}
+            state = state.replace(env_state=env_state, obs=obs, started=done, distill=d, visits=visits,
+                                  episode_return=jnp.where(done, 0.0, episode_return),
+                                  episode_length=jnp.where(done, 0, episode_length),
+                                  env_steps=state.env_steps + num_envs)
+            return state, record
+
+        return jax.lax.scan(step, state, (act_keys, env_keys, resets))
+
+    # --- advantages (rnd_snd.md 2.2) ----------------------------------------------------------------------------
+    def rewards_and_advantages(state: PPOState, record, hp: PPOHyperparams):
+        _, last_values = net.apply(state.params, state.obs)
+        streams = [("ext", record["reward"], hp.gamma_ext, hp.ext_adv_coeff, True)]
+        d, stats = state.distill, {}
+        if distilling:
+            raw = record["bonus"]["int"]
+            if config["int_reward_norm"] == "return_std":  # the RND paper: a per-environment forward filter
+                def discount(total, reward):
+                    total = total * hp.gamma_int + reward
+                    return total, total
+                filter_end, filtered = jax.lax.scan(discount, d.return_filter, raw)
+                d = d.replace(return_filter=filter_end, return_moments=d.return_moments.update(filtered))
+                raw = raw / jnp.sqrt(d.return_moments.var)
+            clipped = jnp.clip(raw, 0.0, 1.0)
+            stats = {"int_reward_mean": jnp.mean(raw), "int_reward_std": jnp.std(raw), "int_reward_max": jnp.max(raw),
+                     "int_reward_clipped_mean": jnp.mean(clipped), "int_reward_clip_fraction": jnp.mean(raw >= 1.0)}
+            streams.append(("int", clipped, hp.gamma_int, hp.int_adv_coeff, config["int_episodic"]))
+        else:
+            streams.append(("int", jnp.zeros_like(record["reward"]), hp.gamma_int, hp.int_adv_coeff, True))
+        if variant == "snd_entropy":
+            clipped = jnp.clip(record["bonus"]["int_b"], 0.0, 1.0)
+            stats["int_b_reward_mean"] = jnp.mean(clipped)
+            streams.append(("int_b", clipped, hp.gamma_int_b, hp.entropy_adv_coeff, True))
+        advantage, returns = 0.0, []
+        for index, (_, rewards, gamma, coefficient, episodic) in enumerate(streams):
+            a, r = gae(rewards, record["values"][..., index], record["done"], last_values[:, index], gamma,
+                       hp.gae_lambda, episodic, config["fix_bootstrap_last"])
+            advantage, returns = advantage + coefficient * a, returns + [r]
+        returns = jnp.stack(returns, axis=-1)
+        stats["explained_variance_ext"] = explained_variance(record["values"][..., 0], returns[..., 0])
+        stats["explained_variance_int"] = explained_variance(record["values"][..., 1], returns[..., 1])
+        return state.replace(distill=d), advantage, returns, stats
+
+    # --- the update (rnd_snd.md 2.3, 3.4, 4.3) ---------------------------------------------------------------------
+    def update(state: PPOState, record, advantage, returns, key, hp: PPOHyperparams):
+        flat = jax.tree.map(lambda x: x.reshape((per_update,) + x.shape[2:]),
+                            {"obs": record["obs"], "action": record["action"], "log_prob": record["log_prob"],
+                             "advantage": advantage, "returns": returns})
+        step_size = hp.learning_rate * (1.0 - state.updates / total_updates if config["anneal_learning_rate"]
+                                        else 1.0)
+        order_keys = jax.random.split(key, config["epochs"] + 1)
+        if config["minibatch_sampling"] == "permutation":
+            orders = jax.vmap(lambda k: jax.random.permutation(k, per_update))(order_keys[1:])
+        else:
+            orders = jax.random.randint(order_keys[1], (config["epochs"], per_update), 0, per_update)
+        indices = orders.reshape(steps_per_update, minibatch)
+        step_keys = jax.random.split(order_keys[0], steps_per_update)
+
+        def minibatch_step(carry, inputs):
+            params, opt_state, d = carry
+            index, step_key = inputs
+            batch = jax.tree.map(lambda x: x[index], flat)
+            (_, metrics), grads = jax.value_and_grad(ppo_loss, argnums=1, has_aux=True)(
+                net.apply, params, batch, hp, config["normalize_advantages"])
+            metrics["grad_norm"] = optax.global_norm(grads)
+            updates, opt_state = ppo_optimizer(hp).update(grads, opt_state, params)
+            params = optax.apply_updates(params, jax.tree.map(lambda u: -step_size * u, updates))
+            if distilling:
+                d, distill_metrics = distillation_step(d, batch["obs"], flat["obs"], step_key, hp)
+                metrics.update(distill_metrics)
+            return (params, opt_state, d), metrics
+
+        (params, opt_state, d), metrics = jax.lax.scan(minibatch_step, (state.params, state.opt_state, state.distill),
+                                                       (indices, step_keys))
+        metrics = jax.tree.map(jnp.mean, metrics)
+        return state.replace(params=params, opt_state=opt_state, distill=d, updates=state.updates + 1), metrics
+
+    def distillation_step(d: Distillation, states, all_states, key, hp: PPOHyperparams):
+        """One predictor step on the minibatch's states; for SND one target step (and the entropy model's) on
+        pairs drawn from the whole rollout."""
+        mask_key, pair_key, augment_key = jax.random.split(key, 3)
+        x = distill_input(d.obs_stats, states)
+        target = target_net.apply(d.target, x)
+
+        def predictor_loss(params):
+            return distill.masked_distillation_loss(mask_key, target, predictor_net.apply(params, x), keep_prob,
+                                                    config["mask_mode"])
+
+        (loss, kept), grads = jax.value_and_grad(predictor_loss, has_aux=True)(d.predictor)
+        updates, predictor_opt = adam(hp.distill_learning_rate).update(grads, d.predictor_opt, d.predictor)
+        d = d.replace(predictor=optax.apply_updates(d.predictor, updates), predictor_opt=predictor_opt)
+        metrics = {"predictor_loss": loss, "mask_kept_fraction": kept}
+        if variant in ("snd", "snd_entropy"):
+            anchors, partners, labels = distill.sample_pairs(pair_key, per_update, config["snd_pairs"])
+            a_key, b_key = jax.random.split(augment_key)
+
+            def contrastive(params, network, normalise):
+                view = (lambda s: distill_input(d.obs_stats, s)) if normalise else (
+                    lambda s: newest_frame(unit_float(s)))
+                xa = distill.augment(a_key, view(all_states[anchors]), config["snd_augmentation"])
+                xb = distill.augment(b_key, view(all_states[partners]), config["snd_augmentation"])
+                return distill.contrastive_loss(network.apply(params, xa), network.apply(params, xb), labels,
+                                                config["snd_l2_coeff"], config["snd_hinge"])
+
+            (_, diagnostics), grads = jax.value_and_grad(contrastive, has_aux=True)(d.target, target_net, True)
+            updates, target_opt = adam(hp.target_learning_rate).update(grads, d.target_opt, d.target)
+            d = d.replace(target=optax.apply_updates(d.target, updates), target_opt=target_opt)
+            metrics.update(diagnostics)
+            if variant == "snd_entropy":
+                (_, _), grads = jax.value_and_grad(contrastive, has_aux=True)(d.entropy_model, entropy_net, False)
+                updates, entropy_opt = adam(hp.target_learning_rate).update(grads, d.entropy_opt, d.entropy_model)
+                d = d.replace(entropy_model=optax.apply_updates(d.entropy_model, updates), entropy_opt=entropy_opt)
+        return d, metrics
+
+    # --- the harness contract ---------------------------------------------------------------------------------
+    def reset_all(key):
+        return jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), env_params)
+
+    def seeded_obs_stats(key, stats: RunningMean):
+        """The author's start: obs_norm_init_steps steps of uniformly random actions update the running mean."""
+        obs, env_state = reset_all(key)
+
+        def random_step(carry, step_key):
+            obs, env_state, stats = carry
+            action_key, env_key = jax.random.split(step_key)
+            actions = jax.random.randint(action_key, (num_envs,), 0, num_actions)
+            next_obs, env_state, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(env_key, num_envs), env_state, actions, env_params)
+            stats = stats.update(unit_float(next_obs if stats_on_next else obs))
+            return (next_obs, env_state, stats), None
+
+        (_, _, stats), _ = jax.lax.scan(random_step, (obs, env_state, stats),
+                                        jax.random.split(key, config["obs_norm_init_steps"]))
+        return stats
+
+    def init(key, hp: PPOHyperparams) -> PPOState:
+        net_key, target_key, predictor_key, entropy_key, env_key, stats_key = jax.random.split(key, 6)
+        obs, env_state = reset_all(env_key)
+        params = net.init(net_key, obs)
+        example = newest_frame(unit_float(obs))
+        d = Distillation(target={}, predictor={}, predictor_opt={}, target_opt={}, entropy_model={}, entropy_opt={},
+                         obs_stats=RunningMean.create(obs_shape), return_filter=jnp.zeros(num_envs),
+                         return_moments=RunningMoments.create(), feature_buffer=jnp.zeros((0,)),
+                         buffer_index=jnp.int32(0))
+        if distilling:
+            target, predictor = target_net.init(target_key, example), predictor_net.init(predictor_key, example)
+            d = d.replace(target=target, predictor=predictor,
+                          predictor_opt=adam(hp.distill_learning_rate).init(predictor))
+            if config["obs_norm"] != "none" and config["obs_norm_init_steps"]:
+                d = d.replace(obs_stats=seeded_obs_stats(stats_key, d.obs_stats))
+        if variant in ("snd", "snd_entropy"):
+            d = d.replace(target_opt=adam(hp.target_learning_rate).init(d.target))
+        if variant == "snd_entropy":
+            entropy_model = entropy_net.init(entropy_key, example)
+            d = d.replace(entropy_model=entropy_model, entropy_opt=adam(hp.target_learning_rate).init(entropy_model),
+                          feature_buffer=jnp.zeros((num_envs, config["entropy_buffer_size"],
+                                                    config["entropy_features"])))
+        return PPOState(params=params, opt_state=ppo_optimizer(hp).init(params), distill=d, env_state=env_state,
+                        obs=obs, started=jnp.ones(num_envs, jnp.bool_), episode_return=jnp.zeros(num_envs),
+                        episode_length=jnp.zeros(num_envs, jnp.int32),
+                        visits=None if visitation is None else visitation.init(),
+                        first_milestone_step=jnp.full(3, -1, jnp.int32), env_steps=jnp.int32(0),
+                        updates=jnp.int32(0), last_return=jnp.float32(jnp.nan))
+
+    def one_update(state: PPOState, key, hp: PPOHyperparams):
+        rollout_key, update_key = jax.random.split(key)
+        state, record = rollout(state, rollout_key, hp)
+        state, advantage, returns, stats = rewards_and_advantages(state, record, hp)
+        state, metrics = update(state, record, advantage, returns, update_key, hp)
+        episodes = {"ended": jnp.sum(record["done"]), "return": jnp.sum(record["ended_return"]),
+                    "length": jnp.sum(record["ended_length"]), "rooms": jnp.sum(record["ended_rooms"]),
+                    "rooms_max": jnp.max(record["ended_rooms"])}
+        reached = jnp.max(record["first"], axis=0) >= 0  # which milestones some environment reached
+        first_step = jnp.min(jnp.where(record["first"] >= 0, record["first"], jnp.iinfo(jnp.int32).max), axis=0)
+        state = state.replace(first_milestone_step=jnp.where((state.first_milestone_step < 0) & reached, first_step,
+                                                             state.first_milestone_step))
+        return state, ({**metrics, **stats}, episodes)
+
+    def interact(state: PPOState, key, hp: PPOHyperparams, train: bool):
+        state, (metrics, episodes) = jax.lax.scan(lambda s, k: one_update(s, k, hp), state,
+                                                  jax.random.split(key, updates_per_chunk))
+        ended = jnp.sum(episodes["ended"])
+        mean_return = jnp.sum(episodes["return"]) / jnp.maximum(ended, 1)
+        state = state.replace(last_return=jnp.where(ended > 0, mean_return, state.last_return))
+        metrics = jax.tree.map(jnp.mean, metrics)
+        metrics.update({"return": jnp.where(ended > 0, mean_return, jnp.nan), "episodes_finished": ended,
+                        "episode_length": jnp.where(ended > 0, jnp.sum(episodes["length"]) / jnp.maximum(ended, 1),
+                                                    jnp.nan)})
+        if visitation is not None:
+            metrics.update(visitation.counts(state.visits))
+            metrics["rooms_per_episode"] = jnp.where(ended > 0, jnp.sum(episodes["rooms"]) / jnp.maximum(ended, 1),
+                                                     jnp.nan)
+            metrics["rooms_per_episode_max"] = jnp.max(episodes["rooms_max"])
+        if milestones_of is not None:
+            for index, name in enumerate(MILESTONES):
+                step = state.first_milestone_step[index]
+                metrics[f"first_{name}_step"] = jnp.where(step >= 0, step.astype(jnp.float32), jnp.nan)
+        return state, metrics
+
+    def evaluate(state: PPOState, key, hp: PPOHyperparams):
+        return {"reward_rate": state.last_return}
+
+    def saved_params(state: PPOState):
+        return {"policy": state.params, "target": state.distill.target, "predictor": state.distill.predictor,
+                "obs_mean": state.distill.obs_stats.mean, "obs_std": state.distill.obs_stats.std()}
+
+    return Agent(init=init, interact=interact, evaluate=evaluate, saved_params=saved_params,
+                 hparams=hyperparams_from_config(config))

@@ -1,0 +1,217 @@
+"""PPO's and the distillation's parts on fixed inputs (rnd_snd.md 2-4): GAE for two streams against a numpy
+reference (episodic and not, bootstrapped and the author's zero last step), the clipped objective and value
+loss, orthogonal initialisation gains, the masked predictor loss's kept fraction, the author's running mean,
+SND's contrastive loss on hand-made pairs, its pair sampling and augmentations, and the entropy buffer."""
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from agents import ppo
+from agents.components import distillation as distill
+from agents.components.advantages import RunningMean, RunningMoments, gae
+from experiment import config as config_lib
+
+
+def numpy_gae(rewards, values, dones, last_value, gamma, lam, episodic, bootstrap_last):
+    steps, envs = rewards.shape
+    advantages, returns = np.zeros((steps, envs)), np.zeros((steps, envs))
+    for n in range(envs):
+        following = 0.0
+        last = steps - 1 if bootstrap_last else steps - 2
+        for t in range(last, -1, -1):
+            cont = 1.0 - dones[t, n] if episodic else 1.0
+            next_value = last_value[n] if t == steps - 1 else values[t + 1, n]
+            delta = rewards[t, n] + gamma * next_value * cont - values[t, n]
+            following = delta + gamma * lam * cont * following
+            advantages[t, n] = following
+            returns[t, n] = following + values[t, n]
+    return advantages, returns
+
+
+@pytest.mark.parametrize("episodic", [True, False])
+@pytest.mark.parametrize("bootstrap_last", [True, False])
+def test_gae_matches_numpy_for_each_stream(episodic, bootstrap_last):
+    rng = np.random.default_rng(0)
+    steps, envs = 9, 3
+    dones = rng.random((steps, envs)) < 0.25
+    for gamma in (0.998, 0.99):  # the extrinsic and intrinsic streams' discounts
+        rewards, values = rng.normal(size=(steps, envs)), rng.normal(size=(steps, envs))
+        last_value = rng.normal(size=envs)
+        got = gae(jnp.asarray(rewards, jnp.float32), jnp.asarray(values, jnp.float32), jnp.asarray(dones),
+                  jnp.asarray(last_value, jnp.float32), gamma, 0.95, episodic, bootstrap_last)
+        want = numpy_gae(rewards, values, dones, last_value, gamma, 0.95, episodic, bootstrap_last)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5)
+    if not bootstrap_last:  # the author's quirk: the last step has advantage and return 0
+        assert np.all(np.asarray(got[0])[-1] == 0) and np.all(np.asarray(got[1])[-1] == 0)
+
+
+def test_gae_by_hand():
+    """Two steps, one env, gamma 0.5, lambda 1, episode ends at step 0: A_1 = 1 + 0.5 * 4 - 2 = 1;
+    A_0 = 3 - 1 (no bootstrap across the end) = 2."""
+    advantages, returns = gae(jnp.array([[3.0], [1.0]]), jnp.array([[1.0], [2.0]]), jnp.array([[True], [False]]),
+                              jnp.array([4.0]), 0.5, 1.0)
+    np.testing.assert_allclose(np.asarray(advantages)[:, 0], [2.0, 1.0])
+    np.testing.assert_allclose(np.asarray(returns)[:, 0], [3.0, 3.0])
+
+
+def tiny_config(**changes):
+    base = {"environment": "CartPole-v1", "env_config": {}, "num_seeds": 1, "num_steps": 64, "eval_frequency": 64,
+            "training_start_time": 0, "network": "mlp", "num_envs": 2, "rollout_length": 32, "num_minibatches": 2}
+    return config_lib.validate("PPO", {**base, **changes})
+
+
+def test_clipped_objective_and_value_loss_on_fixed_inputs():
+    """The loss the agent builds, against the formulas written out in numpy for a hand-set network output."""
+    config = tiny_config()
+    net = ppo.policy_network(config, 2, 2)
+    obs = jnp.asarray(np.random.default_rng(1).normal(size=(6, 4)), jnp.float32)
+    net_params = net.init(jax.random.PRNGKey(0), obs)
+    logits, values = (np.asarray(x, np.float64) for x in net.apply(net_params, obs))
+    log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    actions = np.array([0, 1, 1, 0, 1, 0])
+    old = log_probs[np.arange(6), actions] + np.array([0.3, -0.3, 0.05, -0.05, 0.0, 0.2])
+    advantage = np.array([1.0, -2.0, 0.5, 1.5, -1.0, 2.0])
+    returns = np.random.default_rng(2).normal(size=(6, 2))
+    ratio = np.exp(log_probs[np.arange(6), actions] - old)
+    policy = -np.mean(np.minimum(ratio * advantage, np.clip(ratio, 0.9, 1.1) * advantage))
+    entropy = -np.mean(np.sum(np.exp(log_probs) * log_probs, axis=1))
+    value = np.mean((returns - values) ** 2, axis=0)
+    hp = ppo.hyperparams_from_config(config).replace(clip_epsilon=0.1, entropy_coeff=0.01, critic_coeff=0.5)
+    batch = {"obs": obs, "action": jnp.asarray(actions), "log_prob": jnp.asarray(old, jnp.float32),
+             "advantage": jnp.asarray(advantage, jnp.float32), "returns": jnp.asarray(returns, jnp.float32)}
+    loss, metrics = ppo.ppo_loss(net.apply, net_params, batch, hp)
+    np.testing.assert_allclose(float(metrics["policy_loss"]), policy, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["entropy"]), entropy, rtol=1e-5)
+    np.testing.assert_allclose([metrics["value_loss_ext"], metrics["value_loss_int"]], value, rtol=1e-5)
+    np.testing.assert_allclose(float(loss), policy - 0.01 * entropy + 0.5 * value.sum(), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["clip_fraction"]), np.mean(np.abs(ratio - 1) > 0.1))
+
+
+def test_orthogonal_gains_of_model_c():
+    """Each layer's weight matrix (flattened to (fan_in, fan_out)) has orthonormal columns (fan_out <= fan_in)
+    scaled by the spec's gain: sqrt 2 for the torso, 0.01 for the actor, 0.1 for the critic's hidden layer, 0.01
+    for the value heads; biases zero."""
+    config = {**tiny_config(), "network": "conv", "conv_channels": [8, 16], "conv_strides": [2, 1],
+              "hidden_width": 32}
+    net = ppo.policy_network(config, 5, 2)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 2), jnp.uint8))
+    gains = {"conv2_d": np.sqrt(2), "conv2_d_1": np.sqrt(2), "linear": np.sqrt(2), "linear_1": 0.01,
+             "linear_2": 0.01, "linear_3": 0.1, "linear_4": 0.01, "linear_5": 0.01}
+    assert set(params) == set(gains)
+    for name, gain in gains.items():
+        w = np.asarray(params[name]["w"]).reshape(-1, params[name]["w"].shape[-1])
+        rows, cols = w.shape
+        gram = (w.T @ w) if cols <= rows else (w @ w.T)
+        np.testing.assert_allclose(gram, gain ** 2 * np.eye(min(rows, cols)), atol=1e-5 * max(1, gain ** 2))
+        assert np.all(np.asarray(params[name]["b"]) == 0)
+
+
+@pytest.mark.parametrize("mode", ["element", "sample"])
+def test_masked_predictor_loss_keeps_the_stated_fraction(mode):
+    """Over a 512 x 512 error matrix the kept fraction is within 4 sigma of p (per element) or of p per sample
+    with whole rows kept, and the loss is the mean error over the kept entries."""
+    rng = np.random.default_rng(0)
+    target = jnp.asarray(rng.normal(size=(512, 512)), jnp.float32)
+    predicted = jnp.asarray(rng.normal(size=(512, 512)), jnp.float32)
+    for p in (0.25, 1.0):
+        loss, kept = distill.masked_distillation_loss(jax.random.PRNGKey(3), target, predicted, p, mode)
+        count = 512 * 512 if mode == "element" else 512
+        assert abs(float(kept) - p) <= 4 * np.sqrt(p * (1 - p) / count) + 1e-6
+        errors = (np.asarray(target) - np.asarray(predicted)) ** 2
+        shape = (512, 512) if mode == "element" else (512, 1)
+        mask = np.broadcast_to(np.asarray(jax.random.bernoulli(jax.random.PRNGKey(3), p, shape), np.float32),
+                               (512, 512))
+        np.testing.assert_allclose(float(loss), (mask * errors).sum() / (mask.sum() + 1e-8), rtol=1e-5)
+    # only the predictor gets a gradient
+    grad = jax.grad(lambda t: distill.masked_distillation_loss(jax.random.PRNGKey(0), t, predicted, 0.5, mode)[0])(
+        target)
+    assert float(jnp.abs(grad).max()) == 0.0
+
+
+def test_running_mean_is_the_average_of_batch_means_with_a_zero_pseudo_sample():
+    stats = RunningMean.create((2,))
+    batches = [np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[5.0, 6.0]]), np.array([[0.0, 0.0], [2.0, 2.0]])]
+    for batch in batches:
+        stats = stats.update(jnp.asarray(batch))
+    means = [b.mean(0) for b in batches]
+    np.testing.assert_allclose(stats.mean, (np.zeros(2) + sum(means)) / 4, rtol=1e-6)
+    assert float(stats.count) == 4.0
+    moments = RunningMoments.create()
+    values = np.random.default_rng(0).normal(3.0, 2.0, size=(5, 40))
+    for row in values:
+        moments = moments.update(jnp.asarray(row, jnp.float32))
+    np.testing.assert_allclose([moments.mean, moments.var], [values.mean(), values.var()], rtol=1e-3)
+
+
+def test_contrastive_loss_on_hand_made_pairs():
+    """Pair 1 close (y 0) at distance 0.04, pair 2 different (y 1) at distance 1.0, pair 3 different at 0.25:
+    L = (0.04^2 + 0 + 0.75^2) / 3; accuracy 2/3; the magnitude hinge is off below 200 and adds the excess above."""
+    za = jnp.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5]])
+    zb = jnp.array([[0.2, 0.2], [0.0, 0.0], [0.0, 0.0]])
+    labels = jnp.array([0.0, 1.0, 1.0])
+    loss, diagnostics = distill.contrastive_loss(za, zb, labels)
+    np.testing.assert_allclose(float(loss), (0.04 ** 2 + 0.75 ** 2) / 3, rtol=1e-6)
+    np.testing.assert_allclose(float(diagnostics["pair_accuracy"]), 2 / 3, rtol=1e-6)
+    np.testing.assert_allclose(float(diagnostics["distance_close"]), 0.04, rtol=1e-6)
+    np.testing.assert_allclose(float(diagnostics["distance_far"]), (1.0 + 0.25) / 2, rtol=1e-6)
+    big = 20.0 * za
+    loss_big, _ = distill.contrastive_loss(big, big, labels)
+    magnitude = float(jnp.mean(big ** 2)) * 2
+    assert magnitude > 200
+    np.testing.assert_allclose(float(loss_big), 2 / 3 + magnitude - 200, rtol=1e-5)
+
+
+def test_pair_sampling_statistics():
+    anchors, partners, labels = distill.sample_pairs(jax.random.PRNGKey(0), 1000, 20000)
+    anchors, partners, labels = map(np.asarray, (anchors, partners, labels))
+    assert abs(labels.mean() - 0.5) < 4 * np.sqrt(0.25 / 20000)
+    assert np.all(partners[labels == 0] == anchors[labels == 0])
+    assert np.mean(partners[labels == 1] == anchors[labels == 1]) < 0.01  # independent draws, 1/1000 equal
+    assert anchors.min() >= 0 and anchors.max() < 1000
+
+
+def test_augmentations_keep_shapes_and_tile_dropout_zeroes_whole_tiles():
+    images = jnp.ones((64, 16, 16, 1))
+    dropped = np.asarray(distill.tile_dropout(jax.random.PRNGKey(1), images))
+    assert set(np.unique(dropped)) <= {0.0, 1.0} and 0.02 < 1 - dropped.mean() < 0.2  # about 10% zeroed
+    assert distill.tile_sizes(16, 16) == (1, 2, 4, 8, 16) and distill.tile_sizes(96, 96) == (1, 2, 4, 8, 12, 16)
+    pixelated = np.asarray(distill.pixelate(jnp.arange(16.0).reshape(1, 4, 4, 1), 2))[0, :, :, 0]
+    np.testing.assert_allclose(pixelated[:2, :2], 2.5)  # mean of 0, 1, 4, 5
+    for recipe in distill.AUGMENTATIONS:
+        out = distill.augment(jax.random.PRNGKey(2), images, recipe)
+        assert out.shape == images.shape and float(jnp.abs(out - images).max()) <= 1.2 + 1e-6
+
+
+def test_entropy_buffer_reward_is_the_feature_spread_and_refills_at_episode_start():
+    buffer = jnp.zeros((2, 4, 3))
+    features = jnp.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    started = jnp.array([False, True])
+    buffer, raw = distill.feature_buffer_reward(buffer, features, jnp.int32(0), started, 1.0)
+    np.testing.assert_allclose(np.asarray(buffer)[1], np.tile([5.0, 5.0, 5.0], (4, 1)))  # refilled: spread 0
+    assert float(raw[1]) == 0.0
+    column = np.array([1.0, 0, 0, 0])  # env 0: one new vector among zeros
+    expected = np.mean([np.std(column * v) for v in (1.0, 2.0, 3.0)])
+    np.testing.assert_allclose(float(raw[0]), expected, rtol=1e-6)
+
+
+def test_bonuses_by_hand():
+    t, p = jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 0.0]])
+    assert float(distill.rnd_reward(t, p)[0]) == pytest.approx(2.5)  # (1 + 4) / 2
+    assert float(distill.snd_reward(t, p, 0.5)[0]) == pytest.approx(1.25)  # 0.5 * (1 + 4) / 2
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"eval_frequency": 96, "num_steps": 96}, "eval_frequency \\(96\\) must be a multiple of num_envs x rollout_length"),
+    ({"num_minibatches": 5}, "num_minibatches \\(5\\) must divide num_envs x rollout_length \\(64\\)"),
+    ({"network": "conv"}, "network conv reads \\(height, width, channels\\) images"),
+    ({"distillation": "icm"}, "'distillation' must be one of none, rnd, snd, snd_entropy"),
+    ({"conv_strides": [2]}, "conv_channels and conv_strides need one entry per conv layer"),
+    ({"predictor_keep_prob": 0}, "'predictor_keep_prob' must be a number in \\(0, 1\\]"),
+    ({"gamma_int": 1.5}, "'gamma_int' must be a number in \\[0, 1\\]"),
+])
+def test_bad_configs_are_refused_naming_the_key(changes, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        tiny_config(**changes)
