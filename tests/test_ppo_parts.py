@@ -98,7 +98,7 @@ def test_orthogonal_gains_of_model_c():
               "hidden_width": 32}
     net = ppo.policy_network(config, 5, 2)
     params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 2), jnp.uint8))
-    gains = {"conv2_d": np.sqrt(2), "conv2_d_1": np.sqrt(2), "linear": np.sqrt(2), "linear_1": 0.01,
+    gains = {"sliced_conv2_d": np.sqrt(2), "sliced_conv2_d_1": np.sqrt(2), "linear": np.sqrt(2), "linear_1": 0.01,
              "linear_2": 0.01, "linear_3": 0.1, "linear_4": 0.01, "linear_5": 0.01}
     assert set(params) == set(gains)
     for name, gain in gains.items():
@@ -215,3 +215,16 @@ def test_bonuses_by_hand():
 def test_bad_configs_are_refused_naming_the_key(changes, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         tiny_config(**changes)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (3, 1, 1), (4, 2, 0), (5, 3, 2)])
+def test_sliced_convolution_equals_xla_convolution(kernel, stride, padding):
+    from agents.components.networks import SlicedConv2D
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 11, 12, 4))
+    sliced = hk.without_apply_rng(hk.transform(lambda x: SlicedConv2D(6, kernel, stride, padding)(x)))
+    params = sliced.init(jax.random.PRNGKey(1), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+    want = jax.lax.conv_general_dilated(x, params["sliced_conv2_d"]["w"], (stride, stride),
+                                       ((padding, padding), (padding, padding)),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["sliced_conv2_d"]["b"]
+    np.testing.assert_allclose(sliced.apply(params, x), want, rtol=1e-5, atol=1e-5)

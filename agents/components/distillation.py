@@ -8,17 +8,17 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from agents.components.networks import elu
+from agents.components.networks import SlicedConv2D, elu
 
 SQRT2 = 2.0 ** 0.5
 
 
 def conv_stack(x, channels, strides, activation, gain=SQRT2):
     """3x3 convolutions with PyTorch's symmetric padding 1 (XLA's SAME pads (0, 1) on stride 2), zero bias,
-    orthogonal weights of `gain`, each followed by `activation`; flattened."""
+    orthogonal weights of `gain`, each followed by `activation`; flattened. Computed as slices and a matmul
+    (networks.SlicedConv2D): these run inside the update's minibatch loop, where XLA:CPU's convolutions crawl."""
     for width, stride in zip(channels, strides):
-        x = activation(hk.Conv2D(width, 3, stride, padding=((1, 1), (1, 1)),
-                                 w_init=hk.initializers.Orthogonal(gain), b_init=jnp.zeros)(x))
+        x = activation(SlicedConv2D(width, 3, stride, 1, w_init=hk.initializers.Orthogonal(gain))(x))
     return x.reshape(x.shape[:-3] + (-1,)) if x.ndim >= 3 else x
 
 
