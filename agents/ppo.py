@@ -400,7 +400,7 @@ def make(config, env, env_params) -> Agent:
             batch = jax.tree.map(lambda x: x[index], flat)
             (_, metrics), grads = jax.value_and_grad(ppo_loss, argnums=1, has_aux=True)(
                 net.apply, params, batch, hp, config["normalize_advantages"])
-            metrics["grad_norm"] = optax.global_norm(grads)
+            metrics["grad_norm"] = optax.tree.norm(grads)
             updates, opt_state = ppo_optimizer(hp).update(grads, opt_state, params)
             params = optax.apply_updates(params, jax.tree.map(lambda u: -step_size * u, updates))
             if distilling:
@@ -522,7 +522,7 @@ def make(config, env, env_params) -> Agent:
         state = state.replace(last_return=jnp.where(ended > 0, mean_return, state.last_return))
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update({"return": jnp.where(ended > 0, mean_return, jnp.nan), "episodes_finished": ended,
-                        "episode_length": jnp.where(ended > 0, jnp.sum(episodes["length"]) / jnp.maximum(ended, 1),
+                        "length": jnp.where(ended > 0, jnp.sum(episodes["length"]) / jnp.maximum(ended, 1),
                                                     jnp.nan)})
         if visitation is not None:
             metrics.update(visitation.counts(state.visits))
