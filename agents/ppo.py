@@ -231,6 +231,28 @@ def ppo_loss(apply, params, batch, hp: PPOHyperparams, normalize_advantages: boo
                   "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hp.clip_epsilon)}
 
 
+def distillation_view(config, obs_shape: tuple):
+    """view(obs, mean, std) -> what the distillation networks read: the observation in [0, 1], normalised as
+    obs_norm says by the running statistics, and of a frame stack only the newest frame (rnd_snd.md 3.2, 4.2).
+    newest_frame(x) alone picks that frame."""
+    wrappers = config.get("env_wrappers") or {}
+    stacked = wrappers.get("frame_stack", 1) > 1 and len(obs_shape) == 3
+    newest = slice(0, 1) if wrappers.get("frame_stack_order") == "newest_first" else slice(-1, None)
+
+    def newest_frame(x):
+        return x[..., newest] if stacked else x
+
+    def view(obs, mean, std):
+        x = unit_float(obs)
+        if config["obs_norm"] == "mean":
+            x = x - mean
+        elif config["obs_norm"] == "mean_std":
+            x = jnp.clip((x - mean) / std, -1.0, 1.0)
+        return newest_frame(x)
+
+    return view, newest_frame
+
+
 def explained_variance(values, returns):
     return 1.0 - jnp.var(returns - values) / (jnp.var(returns) + 1e-8)
 
@@ -254,9 +276,7 @@ def make(config, env, env_params) -> Agent:
     entropy_net, _ = distill.distillation_networks(config["distill_conv_channels"], config["distill_conv_strides"],
                                                    config["entropy_features"])
     keep_prob = config["predictor_keep_prob"] or min(1.0, 32.0 / num_envs)
-    wrappers = config.get("env_wrappers") or {}
-    stacked = wrappers.get("frame_stack", 1) > 1 and len(obs_shape) == 3
-    newest = slice(0, 1) if wrappers.get("frame_stack_order") == "newest_first" else slice(-1, None)
+    view, newest_frame = distillation_view(config, obs_shape)
     stats_on_next = variant == "rnd"  # the author's RND updates the mean with s_t+1, SND with s_t
     visitation = make_visitation(env, num_envs=num_envs)
     found = visitation_of(env)
@@ -271,17 +291,8 @@ def make(config, env, env_params) -> Agent:
                            optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8))
 
     # --- distillation inputs and rewards ------------------------------------------------------------------------
-    def newest_frame(x):
-        return x[..., newest] if stacked else x
-
     def distill_input(stats: RunningMean, obs):
-        """The normalised newest frame (rnd_snd.md 3.2, 4.2)."""
-        x = unit_float(obs)
-        if config["obs_norm"] == "mean":
-            x = x - stats.mean
-        elif config["obs_norm"] == "mean_std":
-            x = jnp.clip((x - stats.mean) / stats.std(), -1.0, 1.0)
-        return newest_frame(x)
+        return view(obs, stats.mean, stats.std())
 
     def intrinsic_reward(d: Distillation, obs, hp: PPOHyperparams):
         """Unclipped bonus (N,) of the current distillation networks."""

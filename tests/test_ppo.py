@@ -1,6 +1,8 @@
 """PPO through the harness (agents/ppo.py): a short CartPole run at PureJaxRL's settings must learn; tiny
 MiniMontezuma runs of the distillation variants report every metric the spec lists, with the exploration
 counts consistent, and a split run resumes to identical metrics. The parts are in tests/test_ppo_parts.py."""
+import os
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,8 @@ def test_cartpole_ppo_learns(tmp_path):
     returns = np.asarray(result["metrics"]["return"])  # (periods, seeds)
     assert returns.shape == (8, 2)
     assert np.all(returns[-4:].mean(axis=0) > 150), returns
+    import ppo_features
+    assert ppo_features.main([str(tmp_path / "cartpole"), "-o", str(tmp_path / "f.png")]) == 2  # no distillation
 
 
 TINY = {"environment": "MiniMontezuma", "env_config": {"tile_pixels": 1},
@@ -55,6 +59,12 @@ def test_tiny_minimontezuma_runs_report_the_metrics_and_resume_exactly(tmp_path,
     np.testing.assert_allclose(metrics["mask_kept_fraction"], 1.0)  # 32 / num_envs >= 1: every element kept
     if variant != "snd_entropy":
         return
+    import ppo_features
+    picture = str(tmp_path / "features.png")
+    assert ppo_features.main([str(tmp_path / "whole"), "--seed-index", "1", "--steps", "40", "-o", picture]) == 0
+    assert os.path.getsize(picture) > 1000
+    assert ppo_features.main([str(tmp_path / "whole"), "--seed-index", "2", "-o", picture]) == 2
+    assert ppo_features.main([str(tmp_path / "missing"), "-o", picture]) == 2
     with pytest.raises(runner.Interrupted):
         runner.run(config, ppo.make, seed=1, output=str(tmp_path / "split"), progress=False, stop_after_chunks=1)
     resumed = runner.run(config, ppo.make, seed=1, output=str(tmp_path / "split"), resume=True, progress=False)
