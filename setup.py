@@ -23,7 +23,7 @@ setup(
     extras_require={
         "test": ["pytest>=7"],
         # Benchmarks only: flashbax's buffers are the baseline our replay buffers are measured against.
-        "bench": ["flashbax>=0.1.3"],
+        "bench": ["flashbax>=0.1.3", "distrax>=0.1.5"],  # baselines: flashbax (replay), PureJaxRL needs distrax
         # Real Atari (envs/atari.py): EnvPool's ALE emulators, ROMs included, stepped through a host callback.
         "atari": ["envpool>=1.2.5"],
         # MuJoCo: the cartpole swing-up is checked against its model file; the MJX tasks of PETS will need it.

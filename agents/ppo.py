@@ -1,10 +1,10 @@
 """PPO with two value streams, and intrinsic motivation by network distillation: none, RND, SND, SND + entropy
 (rnd_snd.md; the RND/SND author's agents are the defaults, the RND paper's choices are switches).
 
-Reads top to bottom: config keys -> hyperparameters -> state -> networks -> one rollout of T steps in N
-environments (intrinsic rewards from the distillation networks as it goes) -> advantages -> the update (epochs
-x minibatches: a PPO step, a predictor step, for SND a target step) -> the chunk (a scan of updates) ->
-evaluation. The distillation pieces are in agents/components/distillation.py, GAE and the running statistics in
+Reads top to bottom: config keys -> hyperparameters -> state -> one rollout of T steps in N environments
+(intrinsic rewards from the distillation networks as it goes) -> advantages -> the update (epochs x minibatches:
+a PPO step, a predictor step, for SND a target step) -> the chunk (a scan of updates) -> evaluation. The
+networks and the PPO loss are in agents/ppo_networks.py. The distillation pieces are in agents/components/distillation.py, GAE and the running statistics in
 agents/components/advantages.py.
 
 A run has `num_envs` environments stepped together (vmapped inside the run; the harness vmaps runs outside).
@@ -13,7 +13,6 @@ The harness's steps count transitions: one update consumes num_envs x rollout_le
 training episodes that ended in it (the previous chunk's value when none did): the author's protocol logs
 training episodes, there is no separate greedy evaluation.
 """
-import haiku as hk
 import jax
 import jax.numpy as jnp
 import optax
@@ -28,6 +27,7 @@ from agents.components.config_keys import (AgentSchema, ConfigError, Key, choice
 from agents.components.interaction import game_score
 from agents.components.networks import unit_float
 from agents.components.visitation import make_visitation, visitation_of
+from agents.ppo_networks import distillation_view, explained_variance, policy_network, ppo_loss
 from envs.autoreset import presample_resets, step_with_reset
 
 DISTILLATIONS = ("none", "rnd", "snd", "snd_entropy")
@@ -184,77 +184,6 @@ class PPOState:
     env_steps: jax.Array
     updates: jax.Array
     last_return: jax.Array
-
-
-# --- networks (rnd_snd.md 2.4) ---------------------------------------------------------------------------------
-def policy_network(config, num_actions: int, num_streams: int):
-    """apply(params, obs (B, ...)) -> (logits (B, A), values (B, streams)): model C, or PureJaxRL's MLP pair."""
-    relu, linear = jax.nn.relu, distill.linear
-
-    def forward(obs):
-        x = unit_float(obs)
-        if config["network"] == "conv":
-            h = distill.conv_stack(x, config["conv_channels"], config["conv_strides"], relu)
-            h = relu(linear(config["hidden_width"], distill.SQRT2)(h))
-            logits = linear(num_actions, 0.01)(relu(linear(config["hidden_width"], 0.01)(h)))
-            critic = relu(linear(config["hidden_width"], 0.1)(h))
-            values = jnp.concatenate([linear(1, 0.01)(critic) for _ in range(num_streams)], axis=-1)
-            return logits, values
-        actor = critic = x.reshape(x.shape[0], -1)
-        for width in config["mlp_widths"]:
-            actor = jnp.tanh(linear(width, distill.SQRT2)(actor))
-            critic = jnp.tanh(linear(width, distill.SQRT2)(critic))
-        values = jnp.concatenate([linear(1, 1.0)(critic) for _ in range(num_streams)], axis=-1)
-        return linear(num_actions, 0.01)(actor), values
-
-    return hk.without_apply_rng(hk.transform(forward))
-
-
-def ppo_loss(apply, params, batch, hp: PPOHyperparams, normalize_advantages: bool = False):
-    """(loss, diagnostics) on a minibatch {obs, action, log_prob (the behaviour policy's), advantage (combined),
-    returns (B, streams)}: the clipped surrogate, minus beta times the entropy, plus critic_coeff times the summed
-    value losses (rnd_snd.md 2.3; no value clipping)."""
-    logits, values = apply(params, batch["obs"])
-    log_probs = jax.nn.log_softmax(logits)
-    log_prob = jnp.take_along_axis(log_probs, batch["action"][:, None], axis=1)[:, 0]
-    ratio = jnp.exp(log_prob - batch["log_prob"])
-    advantage = batch["advantage"]
-    if normalize_advantages:
-        advantage = (advantage - jnp.mean(advantage)) / (jnp.std(advantage) + 1e-8)
-    clipped = jnp.clip(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
-    policy_loss = -jnp.mean(jnp.minimum(ratio * advantage, clipped * advantage))
-    entropy = -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
-    value_losses = jnp.mean((batch["returns"] - values) ** 2, axis=0)
-    loss = policy_loss - hp.entropy_coeff * entropy + hp.critic_coeff * jnp.sum(value_losses)
-    return loss, {"policy_loss": policy_loss, "entropy": entropy, "value_loss_ext": value_losses[0],
-                  "value_loss_int": value_losses[1], "approx_kl": jnp.mean(ratio - 1.0 - jnp.log(ratio)),
-                  "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hp.clip_epsilon)}
-
-
-def distillation_view(config, obs_shape: tuple):
-    """view(obs, mean, std) -> what the distillation networks read: the observation in [0, 1], normalised as
-    obs_norm says by the running statistics, and of a frame stack only the newest frame (rnd_snd.md 3.2, 4.2).
-    newest_frame(x) alone picks that frame."""
-    wrappers = config.get("env_wrappers") or {}
-    stacked = wrappers.get("frame_stack", 1) > 1 and len(obs_shape) == 3
-    newest = slice(0, 1) if wrappers.get("frame_stack_order") == "newest_first" else slice(-1, None)
-
-    def newest_frame(x):
-        return x[..., newest] if stacked else x
-
-    def view(obs, mean, std):
-        x = unit_float(obs)
-        if config["obs_norm"] == "mean":
-            x = x - mean
-        elif config["obs_norm"] == "mean_std":
-            x = jnp.clip((x - mean) / std, -1.0, 1.0)
-        return newest_frame(x)
-
-    return view, newest_frame
-
-
-def explained_variance(values, returns):
-    return 1.0 - jnp.var(returns - values) / (jnp.var(returns) + 1e-8)
 
 
 def make(config, env, env_params) -> Agent:
