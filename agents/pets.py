@@ -134,6 +134,7 @@ class PETSState:
 
 def make(config, env, env_params) -> Agent:
     task = TASKS[config["environment"]]
+    env = task.wrap(env) if task.wrap is not None else env
     space = env.action_space(env_params)
     action_dim = space.shape[0] if len(space.shape) else 1
     lower = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), (action_dim,))

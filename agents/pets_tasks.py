@@ -4,13 +4,15 @@ input, what the model predicts and how a prediction becomes the next state, and 
 obs_cost(states [..., dO], start [dO]) -> [...] is charged on the PREDICTED NEXT state, `start` being the real
 observation the plan starts from (Reacher3D reads its goal there: the published planner uses the environment's
 goal, not the model's prediction of it); action_cost(actions [..., dU]) on the action. Costs are the published
-configs'; the small gymnax tasks use the negative of their own reward, split the same way.
+configs'; the small gymnax tasks use the negative of their own reward, split the same way. MountainCarContinuous
+ends at its goal: PETS's episodes have a fixed length, so its end is made absorbing (envs/absorbing.py).
 """
 from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
 from envs import cartpole_swingup
+from envs.absorbing import AbsorbingEnd
 from envs.mujoco_tasks import PUSHER_GOAL, reacher_end_effector
 
 
@@ -20,6 +22,7 @@ class PETSTask(NamedTuple):
     postprocess: Callable  # (state, prediction) -> next state
     obs_cost: Callable  # (predicted next states, start observation) -> cost
     action_cost: Callable
+    wrap: Callable | None = None  # adapts the environment to fixed-length episodes (AbsorbingEnd)
 
 
 def identity(state):
@@ -83,6 +86,13 @@ def cheetah_obs_cost(state, start):
     return -state[..., 0]
 
 
+def mountain_car_obs_cost(state, start):
+    """-100 where gymnax's MountainCarContinuous pays its goal reward (position >= 0.45, velocity >= 0). The episode
+    ends there in the environment; under AbsorbingEnd the car then stays, so the planner is charged -100 for
+    every predicted step at the goal: reaching it sooner costs less."""
+    return -100.0 * ((state[..., 0] >= 0.45) & (state[..., 1] >= 0.0))
+
+
 def quadratic_action_cost(weight: float):
     return lambda action: weight * jnp.sum(action ** 2, axis=-1)
 
@@ -95,4 +105,6 @@ TASKS = {
     "HalfCheetah": PETSTask(cheetah_preprocess, cheetah_target, cheetah_postprocess, cheetah_obs_cost,
                             quadratic_action_cost(0.1)),
     "Pendulum-v1": PETSTask(identity, delta_target, add_delta, pendulum_obs_cost, quadratic_action_cost(0.001)),
+    "MountainCarContinuous-v0": PETSTask(identity, delta_target, add_delta, mountain_car_obs_cost,
+                                         quadratic_action_cost(0.1), wrap=AbsorbingEnd),
 }

@@ -126,3 +126,29 @@ def check_outputs(stem, result, config):
     assert pets_outputs.main(["render", stem, "--episode", "3", "-o", stem + ".gif"]) == 2
     assert pets_outputs.main(["render", stem, "-o", stem + ".avi"]) == 2
     assert pets_outputs.main(["archive", stem + "_missing"]) == 2
+
+
+def test_mountain_car_end_is_absorbing():
+    """gymnax's MountainCarContinuous ends at the goal; under AbsorbingEnd (PETS's fixed-length episodes) the step
+    that reaches it pays gymnax's reward (100 - 0.1 a^2), later steps keep the observation and pay 0, and the
+    planner's cost of the goal state is -100. From x 0.44, v 0.05, push 1: v' = 0.05 + 0.0015 - cos(1.32) 0.0025
+    = 0.050879..., x' = 0.490879..."""
+    from envs.absorbing import AbsorbingEnd
+    task = pets.TASKS["MountainCarContinuous-v0"]
+    assert task.wrap is AbsorbingEnd
+    env, params = envs.make("MountainCarContinuous-v0")
+    wrapped = AbsorbingEnd(env)
+    _, state = wrapped.reset_env(jax.random.PRNGKey(0), params)
+    state = state.replace(inner=state.inner.replace(position=jnp.float32(0.44), velocity=jnp.float32(0.05)))
+    rewards, observations = [], []
+    for _ in range(3):
+        obs, state, reward, done, _ = wrapped.step_env(jax.random.PRNGKey(0), state, jnp.array([1.0]), params)
+        rewards.append(float(reward)), observations.append(np.asarray(obs))
+        assert not bool(done)
+    velocity = 0.05 + 0.0015 - np.cos(3 * 0.44) * 0.0025
+    np.testing.assert_allclose(observations[0], [0.44 + velocity, velocity], rtol=1e-5)
+    np.testing.assert_allclose(rewards, [100 - 0.1, 0.0, 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(observations[1], observations[0])
+    assert float(task.obs_cost(jnp.asarray(observations[0]), None)) == -100.0
+    assert float(task.obs_cost(jnp.array([0.3, 0.01]), None)) == 0.0
+    tiny(environment="MountainCarContinuous-v0")  # a PETS task: the config is accepted
