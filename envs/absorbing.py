@@ -8,42 +8,23 @@ MountainCarContinuous-v0, which ends at the goal.
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import environment
+
+from envs.pixels import WrappedState, Wrapper
 
 
 @struct.dataclass
-class AbsorbingState(environment.EnvState):
-    inner: object
+class AbsorbingState(WrappedState):
     ended: jax.Array  # bool
 
 
-class AbsorbingEnd(environment.Environment):
-    def __init__(self, env):
-        super().__init__()
-        self.inner = env
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def default_params(self):
-        return self.inner.default_params
-
-    @property
-    def num_actions(self) -> int:
-        return self.inner.num_actions
-
-    def action_space(self, params=None):
-        return self.inner.action_space(params)
-
-    def observation_space(self, params=None):
-        return self.inner.observation_space(params)
-
+class AbsorbingEnd(Wrapper):
     def get_obs(self, state: AbsorbingState, params=None, key=None):
         return self.inner.get_obs(state.inner, params)
 
     def is_terminated(self, state, params):
+        return jnp.bool_(False)
+
+    def is_truncated(self, state, params):
         return jnp.bool_(False)
 
     def reset_env(self, key, params):
