@@ -47,7 +47,7 @@ def with_changes(**changes):
 @pytest.mark.parametrize("changes, message", [
     (dict(alpha_adm=1e-4), "unknown config key 'alpha_adm' for ER DQN; did you mean 'alpha_adam'?"),
     (dict(rollout_length=10), "'rollout_length' belongs to the perfect-model DQN / simple-model DQN / latent-model DQN "
-                              "agent, not ER DQN"),
+                              "/ PPO agent, not ER DQN"),
     (dict(num_seeds=0), "'num_seeds' must be an integer >= 1"),
     (dict(num_seeds="30"), "'num_seeds' must be an integer"),
     (dict(num_seeds=2.5), "'num_seeds' must be an integer"),
