@@ -2,7 +2,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering in child processes (pets_outputs.py render)
 
 import jax  # noqa: E402
 
