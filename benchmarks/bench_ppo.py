@@ -60,6 +60,22 @@ def ours_whole_training(config):
 
 def cartpole(path: str, repeats: int) -> dict:
     sys.path.insert(0, os.path.join(path, "purejaxrl"))
+    try:
+        import brax  # noqa: F401  PureJaxRL's wrappers import it for Brax tasks; CartPole never uses it: stubs
+    except ImportError:
+        import types
+        names = ("brax", "brax.envs", "brax.envs.wrappers", "brax.envs.wrappers.training")
+        modules = {name: types.ModuleType(name) for name in names}
+        for parent, child in zip(names, names[1:]):
+            setattr(modules[parent], child.rsplit(".", 1)[1], modules[child])
+        modules["brax.envs.wrappers.training"].EpisodeWrapper = object
+        modules["brax.envs.wrappers.training"].AutoResetWrapper = object
+        sys.modules.update(modules)
+    try:
+        import navix  # noqa: F401  likewise, for MiniGrid tasks
+    except ImportError:
+        import types
+        sys.modules["navix"] = types.ModuleType("navix")
     theirs = importlib.import_module("ppo").make_train(dict(PUREJAXRL_CONFIG))
     config = load_config("PPO", "configs/ppo/CartPole_purejaxrl.json")
     steps = config["num_steps"]  # 976 updates x 512, as PureJaxRL's int(5e5 // 512)
