@@ -21,7 +21,6 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless: MuJoCo reads this once, when first imported
 
 from experiment.files import FileFormatError, atomic_write, load_metrics, load_pickle  # noqa: E402
 
@@ -91,6 +90,9 @@ def render(stem: str, path: str, seed_index: int, episode: int, fps: int) -> Non
 
 
 def mujoco_drawing(plt, task_class, states, rewards):
+    # Headless rendering; MuJoCo reads this once, at its first import (the task's constructor), so it is set
+    # here rather than at module import, where it would reach every process that merely imports this module.
+    os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         frames = task_class().render_frames(states)
     except Exception as error:  # no OpenGL context: MuJoCo raises its own FatalError or a GL import error
