@@ -3,9 +3,11 @@
 .out / .params: pickles of plain Python and numpy objects only. Readers use a restricted unpickler that
 admits builtins containers, numpy arrays and the few classes the paper code's own files contain
 (types.SimpleNamespace configs, jax arrays, which are rebuilt here as numpy arrays without jax).
-Checkpoints: an .npz of the run state's leaves plus JSON metadata, loaded with allow_pickle=False.
+Checkpoints: an .npz of the run state's leaves plus JSON metadata and a SHA-256 of all of it, loaded with
+allow_pickle=False and verified; writing one keeps the one before it (`<name>.prev.npz`) for a fallback.
 """
 import builtins
+import hashlib
 import io
 import json
 import os
@@ -21,8 +23,10 @@ class FileFormatError(ValueError):
     """A file that is missing, unreadable, corrupt, or not of the expected kind; the message names it."""
 
 
-def atomic_write(path: str, write) -> None:
-    """Write through `write(fileobj)` into a temporary file beside `path`, fsync, then rename over `path`."""
+def atomic_write(path: str, write, previous: str | None = None) -> None:
+    """Write through `write(fileobj)` into a temporary file beside `path`, fsync, then rename over `path`; with
+    `previous`, the file `path` held is first renamed to `previous` (so a kill leaves the new file, or the old
+    one at `previous`, never a partial one). The new file gets the permissions umask allows, as open() would."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
@@ -31,6 +35,11 @@ def atomic_write(path: str, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600
+        if previous is not None and os.path.exists(path):
+            os.replace(path, previous)
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
@@ -140,27 +149,56 @@ def load_metrics(path: str) -> dict:
     return result
 
 
+def run_complete(output: str) -> bool:
+    """Whether `output`.out exists and records a finished run (commands that drive many runs skip those)."""
+    try:
+        return bool(load_metrics(output + ".out")["meta"].get("complete"))
+    except FileFormatError:
+        return False
+
+
 # --- checkpoints -----------------------------------------------------------------------------------
 
+def previous_checkpoint(path: str) -> str:
+    """Where the checkpoint written before the one at `path` is kept: run.ckpt.npz -> run.ckpt.prev.npz."""
+    return path[:-len(".npz")] + ".prev.npz" if path.endswith(".npz") else path + ".prev"
+
+
+def _digest(payload: dict) -> str:
+    """SHA-256 over every entry's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(payload):
+        a = np.ascontiguousarray(payload[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str, leaves: list, arrays: dict, meta: dict) -> None:
-    """leaves: the run state's flattened leaves; arrays: named host arrays (metrics); meta: JSON-able."""
+    """leaves: the run state's flattened leaves; arrays: named host arrays (metrics); meta: JSON-able. The file
+    at `path` before this one is kept at previous_checkpoint(path)."""
     payload = {f"leaf_{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
     payload.update({f"array_{name}": np.asarray(value) for name, value in arrays.items()})
     payload["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    atomic_write(path, lambda f: np.savez(f, **payload))
+    payload["sha256"] = np.frombuffer(_digest(payload).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload), previous=previous_checkpoint(path))
 
 
 def load_checkpoint(path: str):
-    """Return (leaves, arrays, meta); FileFormatError if the file is missing or corrupt."""
+    """Return (leaves, arrays, meta); FileFormatError if the file is missing, corrupt or fails its checksum."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            names = list(npz.files)
-            if "meta_json" not in names:
-                raise FileFormatError(f"checkpoint '{path}' has no metadata; it is not a seedsuite checkpoint")
-            meta = json.loads(npz["meta_json"].tobytes().decode())
-            leaf_names = sorted(n for n in names if n.startswith("leaf_"))
-            leaves = [npz[n] for n in leaf_names]
-            arrays = {n[len("array_"):]: npz[n] for n in names if n.startswith("array_")}
+            payload = {name: npz[name] for name in npz.files}
+        if "meta_json" not in payload:
+            raise FileFormatError(f"checkpoint '{path}' has no metadata; it is not a seedsuite checkpoint")
+        stored = payload.pop("sha256", None)
+        if stored is None:
+            raise FileFormatError(f"checkpoint '{path}' has no checksum (written by an older seedsuite)")
+        if stored.tobytes().decode() != _digest(payload):
+            raise FileFormatError(f"checkpoint '{path}' fails its checksum: its contents changed after writing")
+        meta = json.loads(payload["meta_json"].tobytes().decode())
+        leaves = [payload[n] for n in sorted(n for n in payload if n.startswith("leaf_"))]
+        arrays = {n[len("array_"):]: payload[n] for n in payload if n.startswith("array_")}
     except FileNotFoundError:
         raise FileFormatError(f"checkpoint '{path}' not found") from None
     except FileFormatError:

@@ -50,8 +50,12 @@ class Outputs:
     def checkpoint(self):
         return self.prefix + ".ckpt.npz"
 
+    @property
+    def previous_checkpoint(self):
+        return files.previous_checkpoint(self.checkpoint)
+
     def existing(self):
-        return [p for p in (self.out, self.params, self.checkpoint) if os.path.exists(p)]
+        return [p for p in (self.out, self.params, self.checkpoint, self.previous_checkpoint) if os.path.exists(p)]
 
 
 @dataclass
@@ -343,7 +347,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     if external and resume:
         raise RunError(f"a run on {config['environment']} cannot be resumed: its emulators' state lives outside JAX "
                        f"(envs/atari.py); start it again with --overwrite")
-    resuming = resume and os.path.exists(outputs.checkpoint)
+    resuming = resume and (os.path.exists(outputs.checkpoint) or os.path.exists(outputs.previous_checkpoint))
     if resume and not resuming and os.path.exists(outputs.out):
         done = files.load_metrics(outputs.out)
         if done["meta"].get("complete"):
@@ -358,7 +362,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     print(check_memory(abstract, axis, config), file=sys.stderr)  # before anything is allocated
 
     if resuming:
-        state, loop = _restore(outputs.checkpoint, runs, abstract, config)
+        state, loop = _restore_latest_good(outputs, runs, abstract, config)
     else:
         state, loop = runs.init(), Progress()
         if overwrite and _writes_files():
@@ -420,8 +424,10 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     result = _write_out(outputs, config, axis, loop, complete=True, extra_meta=loop_meta)
     if config["save_params"]:
         _write_params(outputs, runs, state)
-    if _writes_files() and os.path.exists(outputs.checkpoint):
-        os.remove(outputs.checkpoint)
+    if _writes_files():
+        for path in (outputs.checkpoint, outputs.previous_checkpoint):
+            if os.path.exists(path):
+                os.remove(path)
     return result
 
 
@@ -516,6 +522,25 @@ def _checkpoint(outputs: Outputs, axis: RunAxis, state, loop: Progress, config: 
             "since_checkpoint": loop.since_checkpoint, "num_leaves": len(leaves)}
     if _writes_files():
         files.save_checkpoint(outputs.checkpoint, leaves, arrays, meta)
+
+
+def _restore_latest_good(outputs: Outputs, runs: Runs, abstract, config: dict):
+    """The newest checkpoint that loads and passes its checksum: the latest, else (with a warning) the one kept
+    before it. A config mismatch is not corruption: it is refused, not skipped."""
+    try:
+        return _restore(outputs.checkpoint, runs, abstract, config)
+    except files.FileFormatError as latest_problem:
+        previous = outputs.previous_checkpoint
+        if not os.path.exists(previous):
+            raise files.FileFormatError(f"{latest_problem}; no previous checkpoint to fall back on: start again "
+                                        f"with --overwrite") from None
+        print(f"warning: {latest_problem}; resuming from the previous checkpoint '{previous}' instead",
+              file=sys.stderr)
+        try:
+            return _restore(previous, runs, abstract, config)
+        except files.FileFormatError as previous_problem:
+            raise files.FileFormatError(f"both checkpoints are unusable: {latest_problem}; {previous_problem}; "
+                                        f"start again with --overwrite") from None
 
 
 def _restore(path: str, runs: Runs, abstract, config: dict):

@@ -43,6 +43,9 @@ def test_out_file_contents(uninterrupted, tiny_config):
     assert data["config"]["seed"] == 7 and data["config"]["agent_type"] == "ER"
     assert data["meta"]["complete"] is True
     assert not os.path.exists(prefix + ".ckpt.npz")  # removed once the run is complete
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(prefix + ".out").st_mode & 0o777 == 0o666 & ~umask  # as open() would create it, not 0600
     # .out holds only plain Python and numpy: it loads with the plain pickle module without jax types.
     with open(prefix + ".out", "rb") as f:
         raw = pickle.load(f)
@@ -104,6 +107,43 @@ def test_resume_refuses_changed_config_and_corrupt_checkpoint(tiny_config, tmp_p
         f.truncate(100)
     with pytest.raises(files.FileFormatError, match="corrupt or unreadable"):
         runner.run(tiny_config, dqn.make, seed=1, output=prefix, resume=True, progress=False)
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(uninterrupted, tiny_config, tmp_path, capsys):
+    """Killed after 3 chunks: the checkpoint of chunk 3 and the one kept from chunk 2 exist. A flipped byte in the
+    latest (the zip's CRC) or a consistent rewrite of one leaf (our SHA-256) makes the resume warn and start from
+    the previous one, and the run still ends bit-identical to the uninterrupted one. Both damaged: refused."""
+    prefix_full, full = uninterrupted
+    prefix = str(tmp_path / "killed")
+    latest, previous = prefix + ".ckpt.npz", prefix + ".ckpt.prev.npz"
+    with pytest.raises(runner.Interrupted):
+        runner.run(tiny_config, dqn.make, seed=7, output=prefix, progress=False, stop_after_chunks=3)
+    assert files.load_checkpoint(latest)[2]["next_chunk"] == 3
+    assert files.load_checkpoint(previous)[2]["next_chunk"] == 2
+    with np.load(latest) as npz:
+        payload = {name: npz[name] for name in npz.files}
+    payload["leaf_00000"] = payload["leaf_00000"] + 1  # a plausible file whose contents changed after writing
+    np.savez(latest, **payload)
+    with pytest.raises(files.FileFormatError, match="fails its checksum"):
+        files.load_checkpoint(latest)
+    capsys.readouterr()
+    resumed = runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False)
+    assert "resuming from the previous checkpoint" in capsys.readouterr().err
+    for name, values in full["metrics"].items():
+        np.testing.assert_array_equal(resumed["metrics"][name], values, err_msg=name)
+    jax.tree.map(np.testing.assert_array_equal, files.load_pickle(prefix + ".params"),
+                 files.load_pickle(prefix_full + ".params"))
+    assert not os.path.exists(latest) and not os.path.exists(previous)  # both removed at the end
+
+    prefix = str(tmp_path / "both")
+    with pytest.raises(runner.Interrupted):
+        runner.run(tiny_config, dqn.make, seed=7, output=prefix, progress=False, stop_after_chunks=3)
+    for path in (prefix + ".ckpt.npz", prefix + ".ckpt.prev.npz"):
+        data = bytearray(open(path, "rb").read())
+        data[len(data) // 2] ^= 0xFF
+        open(path, "wb").write(bytes(data))
+    with pytest.raises(files.FileFormatError, match="both checkpoints are unusable"):
+        runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False)
 
 
 def test_fix_eval_time_label_marks_chunk_ends(tiny_config, tmp_path):
