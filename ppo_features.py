@@ -57,7 +57,7 @@ def episode_features(config, params, steps: int, key):
     num_streams = 3 if config["distillation"] == "snd_entropy" else 2
     net = ppo.policy_network(config, env.action_space(env_params).n, num_streams)
     target_net, _ = distill.distillation_networks(config["distill_conv_channels"], config["distill_conv_strides"],
-                                                  config["distill_features"])
+                                                  config["distill_features"], len(obs_shape) == 3)
     view, _ = ppo.distillation_view(config, obs_shape)
     found = visitation_of(env)
 

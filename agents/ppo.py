@@ -31,7 +31,6 @@ from agents.ppo_networks import distillation_view, explained_variance, policy_ne
 from envs.autoreset import presample_resets, step_with_reset
 
 DISTILLATIONS = ("none", "rnd", "snd", "snd_entropy")
-MILESTONES = ("key", "door", "treasure")
 
 # --- config keys (rnd_snd.md 2.1, 3, 4; author-faithful defaults) -----------------------------------------------
 CONFIG_KEYS = {
@@ -180,7 +179,7 @@ class PPOState:
     episode_return: jax.Array  # (N,) game score so far
     episode_length: jax.Array
     visits: object  # rooms and cells (environments with rooms), else None
-    first_milestone_step: jax.Array  # (3,) transitions until the run first took a key / opened a door / the treasure
+    first_milestone_step: jax.Array  # (milestones,) transitions until the run first reached each (key, door, ...)
     env_steps: jax.Array
     updates: jax.Array
     last_return: jax.Array
@@ -199,18 +198,22 @@ def make(config, env, env_params) -> Agent:
     num_actions = env.action_space(env_params).n
     obs_shape = tuple(env.observation_space(env_params).shape)
     net = policy_network(config, num_actions, num_streams)
+    images = len(obs_shape) == 3
     target_net, predictor_net = distill.distillation_networks(config["distill_conv_channels"],
                                                               config["distill_conv_strides"],
-                                                              config["distill_features"])
+                                                              config["distill_features"], images)
     entropy_net, _ = distill.distillation_networks(config["distill_conv_channels"], config["distill_conv_strides"],
-                                                   config["entropy_features"])
+                                                   config["entropy_features"], images)
     keep_prob = config["predictor_keep_prob"] or min(1.0, 32.0 / num_envs)
     view, newest_frame = distillation_view(config, obs_shape)
     stats_on_next = variant == "rnd"  # the author's RND updates the mean with s_t+1, SND with s_t
     visitation = make_visitation(env, num_envs=num_envs)
     found = visitation_of(env)
-    milestones_of = (None if found is None or not hasattr(found[0], "milestones") else
-                     lambda state: jnp.stack([found[0].milestones(found[1](state))[m] for m in MILESTONES]))
+    milestone_names = tuple(getattr(found[0], "milestone_names", ())) if found is not None else ()
+    milestones_of = (None if not milestone_names else
+                     lambda state: jnp.stack([found[0].milestones(found[1](state))[m] for m in milestone_names]))
+    # An episode succeeds when it ends holding the environment's last milestone (the treasure).
+    success_index = len(milestone_names) - 1 if "treasure" in milestone_names[-1:] else None
 
     def adam(step_size):
         return optax.adam(step_size, b1=0.9, b2=0.999, eps=1e-8)
@@ -263,10 +266,13 @@ def make(config, env, env_params) -> Agent:
                                                             state.started, hp.entropy_reward_coeff)
                 d = d.replace(feature_buffer=buffer, buffer_index=(d.buffer_index + 1) % config["entropy_buffer_size"])
                 bonus["int_b"] = raw
-            first = jnp.full(3, -1, jnp.int32)
+            first = jnp.full(len(milestone_names), -1, jnp.int32)
+            succeeded = jnp.zeros(num_envs, jnp.bool_)
             if milestones_of is not None:
-                reached = jnp.any(jax.vmap(milestones_of)(info["final_state"]), axis=0)
-                first = jnp.where(reached, state.env_steps + num_envs, -1)
+                held = jax.vmap(milestones_of)(info["final_state"])  # (N, milestones)
+                first = jnp.where(jnp.any(held, axis=0), state.env_steps + num_envs, -1)
+                if success_index is not None:
+                    succeeded = done & held[:, success_index]
             episode_return = state.episode_return + score
             episode_length = state.episode_length + 1
             per_episode_rooms = jnp.zeros(num_envs, jnp.int32)
@@ -276,7 +282,7 @@ def make(config, env, env_params) -> Agent:
                       "reward": reward.astype(jnp.float32), "done": done, "bonus": bonus,
                       "ended_return": jnp.where(done, episode_return, 0.0),
                       "ended_length": jnp.where(done, episode_length, 0), "ended_rooms": per_episode_rooms,
-                      "first": first}
+                      "succeeded": succeeded, "first": first}
             state = state.replace(env_state=env_state, obs=obs, started=done, distill=d, visits=visits,
                                   episode_return=jnp.where(done, 0.0, episode_return),
                                   episode_length=jnp.where(done, 0, episode_length),
@@ -324,6 +330,10 @@ def make(config, env, env_params) -> Agent:
         flat = jax.tree.map(lambda x: x.reshape((per_update,) + x.shape[2:]),
                             {"obs": record["obs"], "action": record["action"], "log_prob": record["log_prob"],
                              "advantage": advantage, "returns": returns})
+        if variant == "rnd":  # a frozen target: its features of the rollout once, not in every epoch's minibatches
+            def target_features(obs, d=state.distill):
+                return target_net.apply(d.target, distill_input(d.obs_stats, obs[None]))[0]
+            flat["target"] = jax.lax.map(target_features, flat["obs"], batch_size=minibatch)
         step_size = hp.learning_rate * (1.0 - state.updates / total_updates if config["anneal_learning_rate"]
                                         else 1.0)
         order_keys = jax.random.split(key, config["epochs"] + 1)
@@ -344,7 +354,8 @@ def make(config, env, env_params) -> Agent:
             updates, opt_state = ppo_optimizer(hp).update(grads, opt_state, params)
             params = optax.apply_updates(params, jax.tree.map(lambda u: -step_size * u, updates))
             if distilling:
-                d, distill_metrics = distillation_step(d, batch["obs"], flat["obs"], step_key, hp)
+                d, distill_metrics = distillation_step(d, batch["obs"], flat["obs"], step_key, hp,
+                                                       batch.get("target"))
                 metrics.update(distill_metrics)
             return (params, opt_state, d), metrics
 
@@ -353,12 +364,12 @@ def make(config, env, env_params) -> Agent:
         metrics = jax.tree.map(jnp.mean, metrics)
         return state.replace(params=params, opt_state=opt_state, distill=d, updates=state.updates + 1), metrics
 
-    def distillation_step(d: Distillation, states, all_states, key, hp: PPOHyperparams):
-        """One predictor step on the minibatch's states; for SND one target step (and the entropy model's) on
-        pairs drawn from the whole rollout."""
+    def distillation_step(d: Distillation, states, all_states, key, hp: PPOHyperparams, target=None):
+        """One predictor step on the minibatch's states (`target`: their target features when already known); for
+        SND one target step (and the entropy model's) on pairs drawn from the whole rollout."""
         mask_key, pair_key, augment_key = jax.random.split(key, 3)
         x = distill_input(d.obs_stats, states)
-        target = target_net.apply(d.target, x)
+        target = target_net.apply(d.target, x) if target is None else target
 
         def predictor_loss(params):
             return distill.masked_distillation_loss(mask_key, target, predictor_net.apply(params, x), keep_prob,
@@ -437,7 +448,7 @@ def make(config, env, env_params) -> Agent:
                         obs=obs, started=jnp.ones(num_envs, jnp.bool_), episode_return=jnp.zeros(num_envs),
                         episode_length=jnp.zeros(num_envs, jnp.int32),
                         visits=None if visitation is None else visitation.init(),
-                        first_milestone_step=jnp.full(3, -1, jnp.int32), env_steps=jnp.int32(0),
+                        first_milestone_step=jnp.full(len(milestone_names), -1, jnp.int32), env_steps=jnp.int32(0),
                         updates=jnp.int32(0), last_return=jnp.float32(jnp.nan))
 
     def one_update(state: PPOState, key, hp: PPOHyperparams):
@@ -447,7 +458,7 @@ def make(config, env, env_params) -> Agent:
         state, metrics = update(state, record, advantage, returns, update_key, hp)
         episodes = {"ended": jnp.sum(record["done"]), "return": jnp.sum(record["ended_return"]),
                     "length": jnp.sum(record["ended_length"]), "rooms": jnp.sum(record["ended_rooms"]),
-                    "rooms_max": jnp.max(record["ended_rooms"])}
+                    "rooms_max": jnp.max(record["ended_rooms"]), "succeeded": jnp.sum(record["succeeded"])}
         reached = jnp.max(record["first"], axis=0) >= 0  # which milestones some environment reached
         first_step = jnp.min(jnp.where(record["first"] >= 0, record["first"], jnp.iinfo(jnp.int32).max), axis=0)
         state = state.replace(first_milestone_step=jnp.where((state.first_milestone_step < 0) & reached, first_step,
@@ -469,10 +480,12 @@ def make(config, env, env_params) -> Agent:
             metrics["rooms_per_episode"] = jnp.where(ended > 0, jnp.sum(episodes["rooms"]) / jnp.maximum(ended, 1),
                                                      jnp.nan)
             metrics["rooms_per_episode_max"] = jnp.max(episodes["rooms_max"])
-        if milestones_of is not None:
-            for index, name in enumerate(MILESTONES):
-                step = state.first_milestone_step[index]
-                metrics[f"first_{name}_step"] = jnp.where(step >= 0, step.astype(jnp.float32), jnp.nan)
+        for index, name in enumerate(milestone_names):
+            step = state.first_milestone_step[index]
+            metrics[f"first_{name}_step"] = jnp.where(step >= 0, step.astype(jnp.float32), jnp.nan)
+        if success_index is not None:
+            metrics["success_rate"] = jnp.where(ended > 0, jnp.sum(episodes["succeeded"]) / jnp.maximum(ended, 1),
+                                                jnp.nan)
         return state, metrics
 
     def evaluate(state: PPOState, key, hp: PPOHyperparams):

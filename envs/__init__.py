@@ -2,7 +2,7 @@
 
 `make(name, **env_config)` returns `(env, env_params)` as `gymnax.make` does: the paper's environments by
 their original class names (ProcMaze, ButtonGrid, PanFlute, OpenGrid) and gymnax's own by their gymnax
-ids (CartPole-v1, Breakout-MinAtar, ...), MiniMontezuma, PETS's tasks (CartpoleSwingUp in JAX; Reacher3D, Pusher,
+ids (CartPole-v1, Breakout-MinAtar, ...), MiniMontezuma, DeepSea (gymnax's, any size, with visited cells), PETS's tasks (CartpoleSwingUp in JAX; Reacher3D, Pusher,
 HalfCheetah on MuJoCo MJX with the mujoco extra: envs/mujoco_tasks.py), and with the atari extra EnvPool's Atari games by
 their ids (Pong-v5, MontezumaRevenge-v5: envs/atari.py). `make_from_config` adds the pixel and protocol
 wrappers of a config's env_wrappers block (envs/pixels.py).
@@ -14,6 +14,7 @@ from envs import atari, pixels
 from envs.base import NO_TIME_LIMIT, BoolObsEnvironment, GridParams
 from envs.buttongrid import ButtonGrid, ButtonGridState
 from envs.cartpole_swingup import CartpoleSwingUp
+from envs.deepsea import DeepSea
 from envs.minimontezuma import MiniMontezuma, MiniMontezumaState
 from envs.mujoco_tasks import MJX_TASKS, HalfCheetah, Pusher, Reacher3D, mjx_available, require_mjx
 from envs.opengrid import OpenGrid, OpenGridState
@@ -23,7 +24,7 @@ from envs.procmaze import ProcMaze, ProcMazeState, generate_maze
 PAPER_ENVIRONMENTS = {cls.__name__: cls for cls in (ProcMaze, ButtonGrid, PanFlute, OpenGrid)}
 # Every environment class of ours, built by envs.make with its constructor's keyword arguments.
 OUR_ENVIRONMENTS = {**PAPER_ENVIRONMENTS, "MiniMontezuma": MiniMontezuma, "CartpoleSwingUp": CartpoleSwingUp,
-                    **MJX_TASKS}
+                    "DeepSea": DeepSea, **MJX_TASKS}
 
 
 def gymnax_ids() -> list[str]:
@@ -86,6 +87,6 @@ def make(name: str, **env_config):
 __all__ = [
     "make", "make_from_config", "external_state", "pixels", "atari", "available", "check_env_config", "PAPER_ENVIRONMENTS", "NO_TIME_LIMIT", "BoolObsEnvironment", "GridParams",
     "ProcMaze", "ProcMazeState", "generate_maze", "ButtonGrid", "ButtonGridState", "PanFlute", "PanFluteState",
-    "OpenGrid", "OpenGridState", "MiniMontezuma", "MiniMontezumaState", "OUR_ENVIRONMENTS", "CartpoleSwingUp",
+    "OpenGrid", "OpenGridState", "DeepSea", "MiniMontezuma", "MiniMontezumaState", "OUR_ENVIRONMENTS", "CartpoleSwingUp",
     "MJX_TASKS", "Reacher3D", "Pusher", "HalfCheetah", "mjx_available",
 ]

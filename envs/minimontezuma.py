@@ -215,6 +215,8 @@ class MiniMontezuma(environment.Environment):
         cell = ((state.room * ROOM + state.pos[0]) * ROOM + state.pos[1]) * (1 << NUM_COLOURS) + held
         return state.room, cell
 
+    milestone_names = ("key", "door", "treasure")
+
     def milestones(self, state: MiniMontezumaState) -> dict:
         return {"key": jnp.any(state.keys_taken), "door": jnp.any(state.doors_open), "treasure": state.treasure_taken}
 

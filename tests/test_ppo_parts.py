@@ -1,7 +1,10 @@
 """PPO's and the distillation's parts on fixed inputs (rnd_snd.md 2-4): GAE for two streams against a numpy
 reference (episodic and not, bootstrapped and the author's zero last step), the clipped objective and value
 loss, orthogonal initialisation gains, the masked predictor loss's kept fraction, the author's running mean,
-SND's contrastive loss on hand-made pairs, its pair sampling and augmentations, and the entropy buffer."""
+SND's contrastive loss on hand-made pairs, its pair sampling and augmentations, the entropy buffer; DeepSea's
+transitions, cells and treasure by hand, vector inputs to the distillation, and every shipped config's shapes."""
+import os
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -228,3 +231,62 @@ def test_sliced_convolution_equals_xla_convolution(kernel, stride, padding):
                                        ((padding, padding), (padding, padding)),
                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["sliced_conv2_d"]["b"]
     np.testing.assert_allclose(sliced.apply(params, x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_deepsea_transitions_cells_and_treasure_by_hand():
+    """Size 4: the agent moves one row down per step; pressing each cell's 'right' action four times reaches the
+    bottom-right cell (reward 1 - 4 x 0.01 / 4) and the treasure milestone; the visited cells are row x size +
+    column of the positions acted from. Any other action sequence ends without the treasure."""
+    import envs
+    env, params = envs.make("DeepSea", size=4)
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    assert obs.shape == (4, 4) and float(obs[0, 0]) == 1.0 and env.num_cells == 16 and env.num_rooms == 1
+    cells, total = [], 0.0
+    for step in range(4):
+        cells.append(int(env.visitation(state)[1]))
+        right = state.action_mapping[state.row, state.column]
+        obs, state, reward, terminated, _ = env.step_env(jax.random.PRNGKey(step), state, right, params)
+        total += float(reward)
+        assert bool(terminated) == (step == 3)
+    assert cells == [0, 5, 10, 15]  # the diagonal
+    assert total == pytest.approx(1.0 - 0.01) and bool(env.milestones(state)["treasure"])
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    for step in range(4):
+        wrong = 1 - state.action_mapping[state.row, state.column]
+        obs, state, reward, terminated, _ = env.step_env(jax.random.PRNGKey(step), state, wrong, params)
+    assert int(state.column) == 0 and not bool(env.milestones(state)["treasure"])
+    with pytest.raises(ValueError, match="DeepSea size must be an integer in \\[2, 256\\], got 1"):
+        envs.make("DeepSea", size=1)
+
+
+def test_distillation_of_vector_observations_flattens_and_augments_entries():
+    """A (B, N, N) board is read as a flat vector (not as an image with N channels); the augmentations keep its
+    shape and drop single entries."""
+    target, predictor = distill.distillation_networks([8], [1], 16, images=False)
+    boards = jnp.zeros((5, 6, 6)).at[:, 2, 3].set(1.0)
+    params = target.init(jax.random.PRNGKey(0), boards)
+    assert target.apply(params, boards).shape == (5, 16)
+    assert params["linear"]["w"].shape == (36, 16)
+    assert predictor.apply(predictor.init(jax.random.PRNGKey(1), boards), boards).shape == (5, 16)
+    ones = jnp.ones((400, 36))
+    for recipe in distill.AUGMENTATIONS:
+        out = np.asarray(distill.augment(jax.random.PRNGKey(2), ones, recipe))
+        assert out.shape == ones.shape and np.abs(out - 1.0).max() <= 1.2 + 1e-6
+    dropped = np.asarray(distill.augment(jax.random.PRNGKey(3), ones, "cnd_2022_10"))
+    assert 0.02 < np.mean(dropped < 0.5) < 0.1  # half the samples lose about 10% of their entries
+
+
+def test_every_shipped_ppo_config_builds_its_agent_shapes():
+    """Each configs/ppo/*.json validates and passes the agent's checks against its environment's observations
+    (the GPU configs included; nothing is compiled)."""
+    import glob
+
+    import envs
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "ppo", "*.json")))
+    assert len(paths) >= 14
+    for path in paths:
+        config = config_lib.load_config("PPO", path)
+        env, env_params = envs.make_from_config(config)
+        ppo.check_config(config, tuple(env.observation_space(env_params).shape))
+        jax.eval_shape(lambda key: ppo.make(config, env, env_params).init(key, ppo.hyperparams_from_config(config)),
+                       jax.random.PRNGKey(0))

@@ -26,12 +26,13 @@ def linear(width, gain):
     return hk.Linear(width, w_init=hk.initializers.Orthogonal(gain), b_init=jnp.zeros)
 
 
-def distillation_networks(channels, strides, features: int = 512):
-    """(target, predictor) as haiku transforms of the distillation input (..., H, W, C): ELU conv stacks, then
+def distillation_networks(channels, strides, features: int = 512, images: bool = True):
+    """(target, predictor) as haiku transforms of the distillation input (B, H, W, C): ELU conv stacks, then
     target: Linear(features); predictor: Linear 512 ELU, Linear 512 ELU, Linear(features) (rnd_snd.md 3.1, the
-    author's model B convs by default). Vector inputs skip the convs."""
+    author's model B convs by default). Without `images` the input (B, ...) is flattened and the convs skipped
+    (DeepSea's one-hot board)."""
     def torso(x):
-        return conv_stack(x, channels, strides, elu) if x.ndim >= 3 else x.reshape(x.shape[:-1] + (-1,))
+        return conv_stack(x, channels, strides, elu) if images else x.reshape(x.shape[0], -1)
 
     def target(x):
         return linear(features, SQRT2)(torso(x))
@@ -118,6 +119,8 @@ def tile_dropout(key, images, drop_prob: float = 0.1):
 
 
 def pixelate(images, factor: int):
+    if images.ndim != 4:
+        return images
     batch, height, width, channels = images.shape
     if height % factor or width % factor:
         return images
@@ -135,13 +138,16 @@ AUGMENTATIONS = ("cnd_2023", "cnd_2022_10", "snd_2022")
 
 
 def augment(key, images, recipe: str):
-    """The author's augmentation recipes (rnd_snd.md 4.3) on (B, H, W, C) float images:
+    """The author's augmentation recipes (rnd_snd.md 4.3) on (B, H, W, C) float images (other inputs (B, ...): tile
+    dropout becomes dropout of single entries, pixelation is skipped):
     cnd_2023: tile dropout (q 0.5), uniform noise +-0.2 (q 0.5); cnd_2022_10: tile dropout (q 0.5), noise always;
     snd_2022: pixelate 2 (q 0.5), pixelate 4 (q 0.25), pixel dropout 0.1 (q 0.125), noise always."""
     keys = jax.random.split(key, 8)
     noise = jax.random.uniform(keys[0], images.shape, minval=-0.2, maxval=0.2)
     if recipe in ("cnd_2023", "cnd_2022_10"):
-        images = random_apply(keys[1], 0.5, images, tile_dropout(keys[2], images))
+        dropped = (tile_dropout(keys[2], images) if images.ndim == 4 else  # not an image: drop single entries
+                   images * jax.random.bernoulli(keys[2], 0.9, images.shape))
+        images = random_apply(keys[1], 0.5, images, dropped)
         return images + noise if recipe == "cnd_2022_10" else random_apply(keys[3], 0.5, images, images + noise)
     images = random_apply(keys[1], 0.5, images, pixelate(images, 2))
     images = random_apply(keys[2], 0.25, images, pixelate(images, 4))
