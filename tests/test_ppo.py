@@ -8,7 +8,7 @@ import pytest
 
 from agents import ppo
 from experiment import config as config_lib
-from experiment import runner
+from experiment import files, runner
 
 CARTPOLE = "configs/ppo/CartPole_purejaxrl.json"
 
@@ -70,3 +70,36 @@ def test_tiny_minimontezuma_runs_report_the_metrics_and_resume_exactly(tmp_path,
     resumed = runner.run(config, ppo.make, seed=1, output=str(tmp_path / "split"), resume=True, progress=False)
     for name in ("reward_rates", "cells_visited", "policy_loss", "contrastive_loss", "int_b_reward_mean"):
         np.testing.assert_array_equal(np.asarray(resumed["metrics"][name]), metrics[name])
+
+
+def test_deepsea_sizes_command_reports_success_and_skips_sizes_never_solved(tmp_path, capsys):
+    """train_scripts/ppo_deepsea.py on sizes 4 and 40 for plain PPO: the size-4 run's success rate agrees with
+    its returns (an episode that reaches the treasure scores 1 minus at most 0.01 of move costs, any other at
+    most 0), size 40 (a random walk finds its treasure with probability 2^-40 per episode) never finds it, and
+    the table says so. About 20 s."""
+    import json
+
+    from train_scripts import ppo_deepsea
+    config = {**config_lib.load_json("configs/ppo/DeepSea_cpu.json"), "num_steps": 8192, "eval_frequency": 2048,
+              "save_frequency": 8192, "checkpoint_frequency": 8192, "num_envs": 16, "rollout_length": 16,
+              "num_minibatches": 4}
+    path = tmp_path / "deepsea.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "runs"
+    assert ppo_deepsea.main(["--config", str(path), "--output", str(out), "--sizes", "4", "40", "48",
+                             "--variants", "none"]) == 0
+    metrics = {k: np.asarray(v) for k, v in files.load_metrics(str(out / "none-4.out"))["metrics"].items()}
+    success, returns = metrics["success_rate"], metrics["return"]
+    assert np.all(returns <= success + 1e-6) and np.all(returns >= success - 0.01 - 1e-6)
+    assert np.all(success[0] > 0) and np.all(np.isfinite(metrics["first_treasure_step"][-1]))
+    assert np.all(metrics["cells_visited"][-1] == 10)  # every reachable cell of the 4 x 4 triangle: 1 + 2 + 3 + 4
+    never = files.load_metrics(str(out / "none-40.out"))["metrics"]
+    assert np.all(np.isnan(np.asarray(never["first_treasure_step"])))
+    assert not (out / "none-48.out").exists()  # skipped after a size whose treasure was never found
+    table = (out / "deepsea.md").read_text()
+    assert "| none |" in table and "not run" in table and (out / "deepsea_40.png").exists()
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**config, "environment": "CartPole-v1"}))
+    assert ppo_deepsea.main(["--config", str(bad), "--output", str(out)]) == 2
+    assert "environment must be DeepSea" in capsys.readouterr().err

@@ -31,13 +31,6 @@ def combinations(models, props):
             yield model, prop
 
 
-def complete(output: str) -> bool:
-    try:
-        return bool(files.load_metrics(output + ".out")["meta"].get("complete"))
-    except files.FileFormatError:
-        return False
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
@@ -62,7 +55,7 @@ def main(argv=None) -> int:
             print(f"{label}: skipped ({e})")
             continue
         output = os.path.join(args.output, label)
-        if not complete(output):
+        if not files.run_complete(output):
             print(f"== {label}", flush=True)
             try:
                 runner.run(config, pets.make, seed=args.seed, output=output, resume=args.resume)
