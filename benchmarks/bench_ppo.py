@@ -1,15 +1,16 @@
 """PPO's speed: plain PPO against PureJaxRL's PPO on CartPole-v1 at PureJaxRL's default settings, and the cost of
-RND, SND and SND + entropy as ratios to plain PPO on the pixel task (MiniMontezuma, the CPU configs).
+RND, SND and SND + entropy as ratios to plain PPO on the pixel task (MiniMontezuma).
 
     python benchmarks/bench_ppo.py --part cartpole --purejaxrl PATH   # PATH: a clone of PureJaxRL (its purejaxrl/
                                                                       # folder); needs the bench extra (distrax)
-    python benchmarks/bench_ppo.py --part pixels [--seeds 1]
+    python benchmarks/bench_ppo.py --part pixels [--seeds 1] [--sizes cpu|gpu]
 
 cartpole: one seed, 5e5 steps (976 updates of 4 envs x 128 steps, 4 epochs of 4 minibatches), in one process,
 each side compiled first and then timed over --repeats whole trainings: PureJaxRL's `make_train` (their code,
 imported from PATH, DEBUG off) and ours (the agent's init then every chunk's interact in one jitted program on
 one device, which is what the harness runs minus its file writes). Steps per second and the ratio.
-pixels: seconds per update (4096 transitions) for each distillation variant after compilation, and the ratios.
+pixels: seconds per update for each distillation variant after compilation, and the ratios to plain PPO, at the
+CPU configs' sizes or the GPU configs' (see PIXEL_SIZES).
 """
 import argparse
 import importlib
@@ -90,12 +91,21 @@ def cartpole(path: str, repeats: int) -> dict:
     return result
 
 
-def pixels(seeds: int, repeats: int) -> dict:
+# Per-update overrides: the CPU configs as they are (32 envs x 128 steps); the GPU configs (80 x 80 pixels, 4 frames,
+# the author's network sizes) at 16 envs with 4 minibatches, so a minibatch keeps the author's 512 samples and an
+# update fits this machine's time (the per-sample work is that of the full protocol).
+PIXEL_SIZES = {"cpu": {"eval_frequency": 4096},
+               "gpu": {"num_envs": 16, "num_minibatches": 4, "eval_frequency": 2048}}
+
+
+def pixels(seeds: int, repeats: int, sizes: str = "cpu") -> dict:
     result = {}
     for variant in ("none", "rnd", "snd", "snd_entropy"):
-        raw = load_config("PPO", f"configs/ppo/MiniMontezuma_cpu_{variant}.json")
+        raw = load_config("PPO", f"configs/ppo/MiniMontezuma_{sizes}_{variant}.json")
+        overrides = PIXEL_SIZES[sizes]
         config = validate("PPO", {**{k: v for k, v in raw.items() if k not in ("agent_type", "sweep")},
-                                  "num_seeds": seeds, "eval_frequency": 4096, "num_steps": 4096 * 4})
+                                  "num_seeds": seeds, **overrides, "num_steps": overrides["eval_frequency"] * 4})
+        per_update = config["num_envs"] * config["rollout_length"]
         env, env_params = envs.make_from_config(config)
         agent = ppo.make(config, env, env_params)
         keys = jax.random.split(jax.random.PRNGKey(0), seeds)
@@ -103,8 +113,8 @@ def pixels(seeds: int, repeats: int) -> dict:
         update = jax.jit(jax.vmap(lambda s, k: agent.interact(s, k, agent.hparams, True)))
         result[variant] = timed(update, state, keys, repeats=repeats)
         ratio = result[variant] / result["none"]
-        print(f"{variant}: {result[variant]:.2f} s per update of {seeds} x 4096 transitions "
-              f"({seeds * 4096 / result[variant]:,.0f} steps/s); {ratio:.2f} x plain PPO", flush=True)
+        print(f"{variant}: {result[variant]:.2f} s per update of {seeds} x {per_update} transitions "
+              f"({seeds * per_update / result[variant]:,.0f} steps/s); {ratio:.2f} x plain PPO", flush=True)
     return result
 
 
@@ -113,6 +123,8 @@ def main(argv=None):
     parser.add_argument("--part", choices=("cartpole", "pixels"), required=True)
     parser.add_argument("--purejaxrl", default=None, help="a clone of PureJaxRL (for --part cartpole)")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--sizes", choices=tuple(PIXEL_SIZES), default="cpu",
+                        help="--part pixels: the MiniMontezuma CPU configs or the GPU configs' network sizes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -122,7 +134,7 @@ def main(argv=None):
             parser.error("--part cartpole needs --purejaxrl PATH, a clone of PureJaxRL")
         results["cartpole"] = cartpole(args.purejaxrl, args.repeats)
     else:
-        results["pixels"] = pixels(args.seeds, args.repeats)
+        results["pixels"] = pixels(args.seeds, args.repeats, args.sizes)
     write_json(args.json, results)
 
 
