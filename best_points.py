@@ -4,7 +4,8 @@
 
 Each row: rank, the point's swept values, its mean score over seeds with a 95% bootstrap interval over seeds, and
 both criteria (auc: the mean over all evaluations; final: the mean of the last --final-window evaluations, by
-default the last 10%). Bad input prints one line "error: ..." and exits with status 2, as plot_metric.py does.
+default the last 10%), and how many of its runs diverged (NaN or infinite parameters or loss: such a point's scores
+are NaN and it ranks last). Bad input prints one line "error: ..." and exits with status 2, as plot_metric.py does.
 """
 import os
 import sys
@@ -13,23 +14,25 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from plot_metric import (CRITERIA, DEFAULT_METRIC, PlotInputError, _Parser, _positive_int,  # noqa: E402
-                         bootstrap_band, load_grid, point_scores, ranked_points)
+                         bootstrap_band, load_grid_and_divergence, point_scores, ranked_points)
 
 
 def best_points_table(path: str, metric: str = DEFAULT_METRIC, criterion: str = "auc", final_window=None,
                       top=None, minimize: bool = False, seed: int = 0) -> str:
-    values, _, grid = load_grid(path, metric, allow_plain=False)
+    values, _, grid, diverged = load_grid_and_divergence(path, metric, allow_plain=False)
     order, scores = ranked_points(values, criterion, final_window, minimize)
     both = {name: point_scores(values, name, final_window).mean(axis=1) for name in CRITERIA}
     mean, low, high = bootstrap_band(scores, rng=seed)
     keys = list(grid[0])
-    header = ["rank", *keys, f"{criterion} mean", "95% CI", *(name for name in CRITERIA if name != criterion)]
+    header = ["rank", *keys, f"{criterion} mean", "95% CI", *(name for name in CRITERIA if name != criterion),
+              "diverged"]
     rows = []
     for rank, index in enumerate(order[:top] if top else order, start=1):
         rows.append([str(rank), *(f"{grid[index][k]:g}" if isinstance(grid[index][k], float) else str(grid[index][k])
                                   for k in keys),
                      f"{mean[index]:.4g}", f"[{low[index]:.4g}, {high[index]:.4g}]",
-                     *(f"{both[name][index]:.4g}" for name in CRITERIA if name != criterion)])
+                     *(f"{both[name][index]:.4g}" for name in CRITERIA if name != criterion),
+                     f"{diverged[index].sum()}/{diverged.shape[1]}"])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [f"{path}: {values.shape[1]} points x {values.shape[2]} seeds, {values.shape[0]} evaluations of {metric}; "
              f"ranked by {criterion}, {'lower' if minimize else 'higher'} is better"]

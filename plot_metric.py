@@ -129,7 +129,16 @@ FINAL_FRACTION = 0.1  # "final": the mean of the last 10% of the evaluations (at
 
 def load_grid(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1, allow_plain: bool = True):
     """(values (T, P, S), times (T,), grid): a sweep's metric per evaluation, point and seed, and the list of its
-    points (dicts of swept values). A file without a sweep is one unnamed point when allow_plain is set."""
+    points (dicts of swept values). A file without a sweep is one unnamed point when allow_plain is set. Runs the
+    harness marked diverged are NaN from the start (see load_grid_and_divergence)."""
+    values, times, grid, _ = load_grid_and_divergence(path, metric, frequency, allow_plain)
+    return values, times, grid
+
+
+def load_grid_and_divergence(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1, allow_plain: bool = True):
+    """load_grid's (values, times, grid) and diverged (P, S) bool: the runs whose parameters or loss became NaN
+    or infinite (the .out's 'diverged_step' >= 0). Their values are NaN throughout, so no mean, band or ranking
+    takes them in; a point with a diverged run ranks last."""
     data = _load(path)
     grid = data.get("grid")
     metrics = data["metrics"]
@@ -137,14 +146,25 @@ def load_grid(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1, allow
         if not allow_plain:
             raise PlotInputError(f"'{path}' holds no sweep (no 'grid'); run a config with a 'sweep' block")
         values, times = curve_from_metrics(metrics, path, metric, frequency)
-        return values[:, None, :], times, [{}]
-    if metric not in metrics:
-        raise PlotInputError(f"'{path}' has no metric '{metric}'; available metrics: {', '.join(sorted(metrics))}")
-    values, times = np.asarray(metrics[metric]), np.asarray(metrics["eval_times"])
-    if values.ndim != 3 or values.shape[1] != len(grid) or len(times) != len(values):
-        raise PlotInputError(f"'{path}': metric '{metric}' has shape {values.shape}, expected (num_evals, "
-                             f"{len(grid)} points, num_seeds) matching eval_times of shape {times.shape}")
-    return values[::frequency], times[::frequency], [dict(point) for point in grid]
+        values, grid = values[:, None, :], [{}]
+    else:
+        if metric not in metrics:
+            raise PlotInputError(f"'{path}' has no metric '{metric}'; available metrics: "
+                                 f"{', '.join(sorted(metrics))}")
+        values, times = np.asarray(metrics[metric]), np.asarray(metrics["eval_times"])
+        if values.ndim != 3 or values.shape[1] != len(grid) or len(times) != len(values):
+            raise PlotInputError(f"'{path}': metric '{metric}' has shape {values.shape}, expected (num_evals, "
+                                 f"{len(grid)} points, num_seeds) matching eval_times of shape {times.shape}")
+        values, times, grid = values[::frequency], times[::frequency], [dict(point) for point in grid]
+    diverged = np.zeros(values.shape[1:], bool)
+    if data.get("diverged_step") is not None:
+        steps = np.asarray(data["diverged_step"])
+        if steps.dtype.kind not in "iu" or steps.size != diverged.size:
+            raise PlotInputError(f"'{path}': 'diverged_step' has shape {steps.shape}, expected one integer per run "
+                                 f"({diverged.shape})")
+        diverged = steps.reshape(diverged.shape) >= 0
+    values = np.where(diverged, np.nan, np.asarray(values, dtype=float))
+    return values, times, grid, diverged
 
 
 def point_scores(values, criterion: str, final_window: int | None = None):
@@ -488,7 +508,7 @@ def _grid_curves(args, labels):
     """The smoothed (values (T, S), times) curves and their labels for --plot curves / best / points."""
     curves, curve_labels = [], []
     for path, label in zip(args.data, labels):
-        values, times, grid = load_grid(path, args.metric, args.frequency)
+        values, times, grid, diverged = load_grid_and_divergence(path, args.metric, args.frequency)
         if args.window > len(times):
             raise PlotInputError(f"window {args.window} is larger than the number of points ({len(times)}) of "
                                  f"'{path}' (after --frequency {args.frequency})")
@@ -499,10 +519,17 @@ def _grid_curves(args, labels):
         else:
             chosen = [_point_index(grid if grid[0] else None, path, args.point)]
         for index in chosen:
-            curves.append(smooth(values[:, index], times, args.window))
             described = point_label(grid[index]) if grid[index] else ""
             if args.plot == "best":
                 described = f"best by {args.criterion}: {described}"
+            lost, seeds = int(diverged[index].sum()), diverged.shape[1]
+            if lost == seeds:
+                print(f"note: {label}{f' ({described})' if described else ''}: all {seeds} runs diverged; not drawn")
+                continue
+            if lost:
+                described = f"{described}; " if described else ""
+                described += f"{lost} of {seeds} runs diverged, excluded"
+            curves.append(smooth(values[:, index][:, ~diverged[index]], times, args.window))
             curve_labels.append(f"{label} ({described})" if described else label)
     return curves, curve_labels
 

@@ -317,5 +317,8 @@ def make(config, env, env_params) -> Agent:
         return {"model": state.params, "scaler_mean": state.scaler[0], "scaler_std": state.scaler[1],
                 "observations": state.observations, "actions": state.actions, "rewards": state.rewards}
 
+    def learned_params(state: PETSState):  # the episode arrays hold NaN rows until recorded
+        return {"model": state.params, "scaler": state.scaler}
+
     return Agent(init=init, interact=interact, evaluate=evaluate, saved_params=saved_params,
-                 hparams=hyperparams_from_config(config), chunk_phase=chunk_phase)
+                 hparams=hyperparams_from_config(config), chunk_phase=chunk_phase, learned_params=learned_params)

@@ -125,8 +125,8 @@ def load_pickle(path: str):
 
 def load_metrics(path: str) -> dict:
     """Load an .out file (ours or the paper code's) as {'config', 'metrics', 'meta'} with numpy metrics, plus
-    'grid' (a sweep's points), 'episodes' (flat per-episode arrays) and 'target_reached_step' where the file
-    has them."""
+    'grid' (a sweep's points), 'episodes' (flat per-episode arrays), 'target_reached_step' and 'diverged_step'
+    (per run, the eval time at which it diverged, -1 if it did not) where the file has them."""
     data = load_pickle(path)
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
         raise FileFormatError(f"'{path}' is not a metrics (.out) file: it has no 'metrics' dictionary")
@@ -144,8 +144,9 @@ def load_metrics(path: str) -> dict:
         result["grid"] = grid
     if isinstance(data.get("episodes"), dict):
         result["episodes"] = {name: np.asarray(values) for name, values in data["episodes"].items()}
-    if data.get("target_reached_step") is not None:
-        result["target_reached_step"] = np.asarray(data["target_reached_step"])
+    for name in ("target_reached_step", "diverged_step"):
+        if data.get(name) is not None:
+            result[name] = np.asarray(data[name])
     return result
 
 

@@ -141,6 +141,8 @@ class CompiledRun:
             lambda s, k, h: agent.interact(s, k, h, phase))(state, keys, hparams), static_argnums=3, donate_argnums=0)
         self.evaluate = jit(self.per_device(agent.evaluate))
         self.saved_params = jit(self.per_device(agent.saved_params))
+        learned = agent.learned_params or agent.saved_params
+        self.params_finite = jit(self.per_device(lambda state: all_finite(learned(state))))
 
     def per_device(self, function):
         """vmap(function) over each device's own runs. The runs are independent, so each device runs its share
@@ -153,6 +155,32 @@ class CompiledRun:
 
     def abstract_state(self, keys, hparams):
         return jax.eval_shape(self.init, keys, hparams)
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every float in the pytree is finite (no NaN, no infinity)."""
+    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.bool_(True)
+
+
+def diverged_runs(previous, params_finite, train_metrics: dict) -> np.ndarray:
+    """(num_runs,) bool: runs that diverged before, or whose learned parameters hold a NaN or an infinity now, or
+    whose chunk reported an infinite loss (any metric with "loss" in its name; a NaN loss alone is not taken as
+    divergence: agents report NaN for a chunk without training, and a NaN gradient reaches the parameters)."""
+    diverged = np.asarray(previous, dtype=bool) | ~np.asarray(params_finite, dtype=bool)
+    for name, value in train_metrics.items():
+        if "loss" in name and not name.startswith("episode_"):
+            value = np.asarray(value, dtype=float)
+            diverged |= np.any(np.isinf(value.reshape(len(value), -1)), axis=1)
+    return diverged
+
+
+def diverged_steps(diverged, eval_times) -> np.ndarray:
+    """Per run (the trailing axes of diverged (num_evals, ...)), the eval time of the first chunk that ended
+    diverged, or -1."""
+    diverged = np.asarray(diverged, dtype=bool)
+    first = np.argmax(diverged, axis=0)
+    return np.where(np.any(diverged, axis=0), np.asarray(eval_times)[first], -1).astype(np.int64)
 
 
 _COMPILED_CACHE: dict = {}
@@ -397,10 +425,13 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
             state, train_metrics = runs.interact(state, index, train, time_step)
             train_metrics = axis.fetch(train_metrics)
             reward_rates = axis.fetch(runs.evaluate(state, index)["reward_rate"])
+            before = np.asarray(loop.metrics["diverged"][-1]).reshape(-1) if loop.metrics.get("diverged") else False
+            diverged = diverged_runs(before, axis.fetch(runs.compiled.params_finite(state)), train_metrics)
 
             eval_time = time_step + chunk_length if config["fix_eval_time_label"] else time_step
             _append(loop.metrics, "reward_rates", axis.grid(reward_rates))
             _append(loop.metrics, "eval_times", np.int64(eval_time))
+            _append(loop.metrics, "diverged", axis.grid(diverged))
             for name, value in train_metrics.items():  # per-run chunk metrics; episode_* are per-step records
                 if not name.startswith("episode_"):
                     _append(loop.metrics, name, axis.grid(value))
@@ -414,7 +445,14 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
             loop.since_checkpoint += chunk_length
             chunks_this_call += 1
             bar.update(chunk_length)
-            bar.set_postfix(score=f"{reward_rates.mean():.3f}", refresh=False)
+            sane = reward_rates[~diverged]
+            score = f"{np.nanmean(sane):.3f}" if np.any(np.isfinite(sane)) else "nan"
+            bar.set_postfix(score=score, refresh=False, **({"diverged": f"{diverged.sum()}/{len(diverged)}"}
+                                                          if diverged.any() else {}))
+            if diverged.any() and not np.asarray(before).any():
+                tqdm.write(f"warning: {diverged.sum()} of {len(diverged)} runs diverged (NaN or infinite parameters or "
+                           f"loss) by step {eval_time}; their results are marked in the .out ('diverged_step')",
+                           file=sys.stderr)
     bar.close()
     if scalars is not None:
         scalars.close()
@@ -498,6 +536,8 @@ def _write_params(outputs: Outputs, runs: Runs, state) -> None:
 def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, complete: bool, extra_meta=None) -> dict:
     metrics = {name: np.stack(values) for name, values in loop.metrics.items()}
     extra = {"grid": [dict(point) for point in config["sweep"]]} if axis.swept else {}
+    if loop.metrics.get("diverged"):
+        extra["diverged_step"] = diverged_steps(np.stack(loop.metrics["diverged"]), np.stack(loop.metrics["eval_times"]))
     if config.get("log_episodes"):
         extra["episodes"] = episode_table(loop.episodes)
         if config.get("target_score") is not None:

@@ -13,6 +13,8 @@ class Agent(NamedTuple):
     hparams: the vmappable hyperparameters for this config (a dataclass of scalars)
     chunk_phase(time_step, train) -> hashable, optional: the static value interact gets for the chunk starting at
         time_step (PSDRL: its acting segment length); one compiled program per distinct value
+    learned_params(state) -> pytree, optional: what the harness checks for NaN and infinities after every chunk to
+        mark a run diverged (default: saved_params; an agent whose saved pytree holds NaN by design narrows it)
     """
 
     init: Callable[..., Any]
@@ -21,3 +23,4 @@ class Agent(NamedTuple):
     saved_params: Callable[..., Any]
     hparams: Any
     chunk_phase: Callable[..., Any] | None = None
+    learned_params: Callable[..., Any] | None = None
