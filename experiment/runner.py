@@ -419,6 +419,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
                     raise Interrupted(f"stopped before step {time_step}; {outputs.out} holds the evaluations so far "
                                       f"(runs on Atari cannot be resumed)")
                 _checkpoint(outputs, axis, state, loop, config)
+                _write_out(outputs, config, axis, loop, complete=False)  # the evaluations so far, readable now
                 raise Interrupted(f"stopped before step {time_step}; run again with --resume to continue")
 
             train = time_step >= config["training_start_time"]

@@ -148,15 +148,23 @@ def test_update_before_the_first_episode_ends_leaves_everything_bit_identical():
     assert np.isnan(float(metrics["loss_value"])) and np.isnan(float(metrics["ridge"]))
 
 
-def test_tiny_run_through_the_harness_updates_and_resumes_exactly(tmp_path):
+def test_tiny_run_through_the_harness_updates_and_resumes_exactly(tmp_path, monkeypatch):
+    """A whole run, and one stopped by SIGTERM during its first chunk (checkpoint and .out written) then resumed:
+    the same metrics and parameters."""
+    import signal
+
+    from test_signals import signal_during_first_chunk
     config = tiny()
     whole = runner.run(config, psdrl.make, seed=3, output=str(tmp_path / "whole"), progress=False)
     metrics = whole["metrics"]
     assert np.asarray(metrics["reward_rates"]).shape == (2, 2)
     assert np.isfinite(np.asarray(metrics["loss_ae"])[-1]).all() and (np.asarray(metrics["ridge"])[-1] == 100).all()
     assert (np.asarray(metrics["posterior_transitions"])[-1] > 0).all()
-    with pytest.raises(runner.Interrupted):
-        runner.run(config, psdrl.make, seed=3, output=str(tmp_path / "split"), progress=False, stop_after_chunks=1)
+    signal_during_first_chunk(monkeypatch, signal.SIGTERM)
+    with pytest.raises(runner.Interrupted, match="run again with --resume"):
+        runner.run(config, psdrl.make, seed=3, output=str(tmp_path / "split"), progress=False)
+    monkeypatch.undo()
+    assert runner.files.load_metrics(str(tmp_path / "split.out"))["meta"]["chunks_done"] == 1
     resumed = runner.run(config, psdrl.make, seed=3, output=str(tmp_path / "split"), resume=True, progress=False)
     for name in ("reward_rates", "loss_ae", "loss_value", "ridge"):
         np.testing.assert_array_equal(np.asarray(resumed["metrics"][name]), np.asarray(metrics[name]))
