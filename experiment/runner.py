@@ -4,12 +4,14 @@ Per chunk: one call of interact (eval_frequency env steps for every seed), one c
 metrics appended on the host. Files are written atomically; a checkpoint of the whole run state lets
 `--resume` continue a killed run and end with exactly the files an uninterrupted run writes.
 """
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -367,6 +369,8 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     """
     config = dict(config, seed=seed)
     outputs = Outputs(output)
+    if _writes_files():
+        check_writable(outputs.prefix)
     existing = outputs.existing()
     if existing and not (resume or overwrite):
         raise RunError(f"output file '{existing[0]}' already exists; pass --resume to continue that run "
@@ -470,6 +474,31 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     return result
 
 
+def check_writable(prefix: str) -> None:
+    """Refuse before anything runs when the output directory cannot take a file (read-only, missing rights, a
+    file in the way): RunError naming the directory and the system's reason."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".seedsuite-write-probe.", dir=directory)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise RunError(f"cannot write in the output directory '{directory}': {e.strerror or e}; nothing was run")
+
+
+@contextlib.contextmanager
+def _writing(path: str):
+    """Turn a failed write (disk full, directory gone read-only) into a RunError saying what is safe: the atomic
+    writes leave the earlier files whole."""
+    try:
+        yield
+    except OSError as e:
+        raise RunError(f"cannot write '{path}': {e.strerror or e}; the files written before are intact (the last "
+                       f"checkpoint and .out are whole): free space or fix the directory, then run again with "
+                       f"--resume") from None
+
+
 def _writes_files() -> bool:
     """Only the first host writes files in a multi-host run (every host holds the gathered results)."""
     return jax.process_index() == 0
@@ -531,7 +560,8 @@ def _write_params(outputs: Outputs, runs: Runs, state) -> None:
         by_run = {name: [trees[p * axis.num_seeds:(p + 1) * axis.num_seeds] for p in range(axis.num_points)]
                   for name, trees in by_run.items()}
     if _writes_files():
-        files.save_pickle(outputs.params, by_run)
+        with _writing(outputs.params):
+            files.save_pickle(outputs.params, by_run)
 
 
 def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, complete: bool, extra_meta=None) -> dict:
@@ -549,7 +579,8 @@ def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, co
             "num_processes": jax.process_count(), **(extra_meta or {})}
     result = {"config": dict(config), "metrics": metrics, **extra, "meta": meta}
     if _writes_files():
-        files.save_pickle(outputs.out, result)
+        with _writing(outputs.out):
+            files.save_pickle(outputs.out, result)
     return result
 
 
@@ -562,7 +593,8 @@ def _checkpoint(outputs: Outputs, axis: RunAxis, state, loop: Progress, config: 
             "next_chunk": loop.next_chunk, "since_params_save": loop.since_params_save,
             "since_checkpoint": loop.since_checkpoint, "num_leaves": len(leaves)}
     if _writes_files():
-        files.save_checkpoint(outputs.checkpoint, leaves, arrays, meta)
+        with _writing(outputs.checkpoint):
+            files.save_checkpoint(outputs.checkpoint, leaves, arrays, meta)
 
 
 def _restore_latest_good(outputs: Outputs, runs: Runs, abstract, config: dict):

@@ -161,3 +161,53 @@ def test_corrupt_out_file_is_refused(tmp_path):
     hostile.write_bytes(pickle.dumps({"metrics": {"x": os.system}}))
     with pytest.raises(files.FileFormatError, match="refusing to load posix.system"):
         files.load_metrics(str(hostile))
+
+
+def test_an_unwritable_output_directory_is_refused_before_running(tiny_config, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    with pytest.raises(runner.RunError, match="cannot write in the output directory .*a_file.*nothing was run"):
+        runner.run(tiny_config, dqn.make, seed=7, output=str(blocker / "run"), progress=False)
+
+
+def test_a_read_only_output_directory_is_refused_before_running(tiny_config, tmp_path):
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    os.chmod(read_only, 0o555)
+    try:
+        if os.access(read_only, os.W_OK):  # root ignores the mode bits
+            pytest.skip("this user can write into a 0555 directory (root)")
+        with pytest.raises(runner.RunError, match="cannot write in the output directory .*read_only"):
+            runner.run(tiny_config, dqn.make, seed=7, output=str(read_only / "run"), progress=False)
+    finally:
+        os.chmod(read_only, 0o755)
+
+
+def test_disk_full_stops_with_a_message_and_leaves_earlier_files_whole(uninterrupted, tiny_config, tmp_path,
+                                                                        monkeypatch):
+    """The disk fills at the fifth file written (.params, .out and the checkpoint at step 200, .params at 400,
+    then the .out at 400 fails): the run stops with one message naming the file, the earlier .out and checkpoint
+    load, no temporary file is left behind, and once space is back --resume ends with the uninterrupted run's
+    results."""
+    import errno
+    prefix_full, full = uninterrupted
+    prefix = str(tmp_path / "full_disk")
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) >= 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    with pytest.raises(runner.RunError, match="cannot write .*: No space left on device; the files written before are "
+                                              "intact"):
+        runner.run(tiny_config, dqn.make, seed=7, output=prefix, progress=False)
+    monkeypatch.undo()
+    assert files.load_metrics(prefix + ".out")["meta"]["complete"] is False
+    files.load_checkpoint(prefix + ".ckpt.npz")
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    resumed = runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False)
+    for name, values in full["metrics"].items():
+        np.testing.assert_array_equal(resumed["metrics"][name], values, err_msg=name)
