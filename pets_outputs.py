@@ -41,8 +41,16 @@ def load_run(stem: str) -> dict:
     if config.get("sweep"):
         raise OutputsError("a swept run holds one model per grid point; archive one config at a time")
     done = len(np.asarray(metrics["metrics"]["eval_times"]))
-    fields = {name: np.stack([np.asarray(x) for x in saved[name]])[:, :done]
-              for name in ("observations", "actions", "rewards")}
+    try:
+        fields = {name: np.stack([np.asarray(x) for x in saved[name]])[:, :done]
+                  for name in ("observations", "actions", "rewards")}
+    except (TypeError, ValueError, KeyError) as e:
+        raise OutputsError(f"{stem}.params' recorded episodes are not regular arrays ({e})") from None
+    seeds, task_hor = config["num_seeds"], config["task_hor"]
+    if any(f.dtype.kind != "f" or f.ndim < 3 or f.shape[:2] != (seeds, done) or f.shape[2] < task_hor
+           for f in fields.values()):
+        raise OutputsError(f"{stem}.params does not fit its .out ({seeds} seeds, {done} episodes of {task_hor} steps; "
+                           f"the params hold {fields['rewards'].shape}): the two files are not of one run")
     fields["returns"] = fields["rewards"][:, config["ninit_rollouts"]:].sum(axis=-1)
     return {**fields, "config": config}
 

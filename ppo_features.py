@@ -60,6 +60,14 @@ def episode_features(config, params, steps: int, key):
                                                   config["distill_features"], len(obs_shape) == 3)
     view, _ = ppo.distillation_view(config, obs_shape)
     found = visitation_of(env)
+    example = jnp.zeros((1,) + obs_shape, env.observation_space(env_params).dtype)
+    for name, network, x in (("policy", net, example), ("target", target_net, view(example, 0.0, 1.0))):
+        expected = jax.eval_shape(network.init, jax.random.PRNGKey(0), x)
+        got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), params[name])
+        if jax.tree.structure(expected) != jax.tree.structure(got) or any(
+                e.shape != g.shape for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got))):
+            raise FeaturesError(f"the .params' {name} network does not fit the .out's config (other layers or "
+                                f"shapes): the two files are not of one run")
 
     @jax.jit
     def run(key):

@@ -123,6 +123,10 @@ def load_pickle(path: str):
         raise FileFormatError(f"'{path}' is corrupt or not a pickle ({type(e).__name__}: {e})") from None
 
 
+OUT_FORMAT = 2  # the .out's meta "format": 2 adds 'diverged' and 'diverged_step'; files without it (ours before,
+# the paper code's) read as format 1
+
+
 def load_metrics(path: str) -> dict:
     """Load an .out file (ours or the paper code's) as {'config', 'metrics', 'meta'} with numpy metrics, plus
     'grid' (a sweep's points), 'episodes' (flat per-episode arrays), 'target_reached_step' and 'diverged_step'
@@ -136,7 +140,14 @@ def load_metrics(path: str) -> dict:
             metrics[name] = np.asarray(value if not isinstance(value, list) else [np.asarray(v) for v in value])
         except ValueError as e:
             raise FileFormatError(f"'{path}': metric '{name}' is not a regular array ({e})") from None
-    result = {"config": data.get("config", {}), "metrics": metrics, "meta": data.get("meta", {})}
+    meta = data.get("meta", {})
+    if not isinstance(meta, dict) or not isinstance(data.get("config", {}), dict):
+        raise FileFormatError(f"'{path}' is not a metrics (.out) file: its 'meta' or 'config' is not a dictionary")
+    version = meta.get("format", 1)
+    if not isinstance(version, int) or version > OUT_FORMAT:
+        raise FileFormatError(f"'{path}' was written by a newer seedsuite (.out format {version!r}; this version reads "
+                              f"formats up to {OUT_FORMAT}): update seedsuite to read it")
+    result = {"config": data.get("config", {}), "metrics": metrics, "meta": meta}
     if data.get("grid") is not None:
         grid = data["grid"]
         if not isinstance(grid, list) or not all(isinstance(point, dict) for point in grid):

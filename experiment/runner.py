@@ -574,7 +574,8 @@ def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, co
         if config.get("target_score") is not None:
             extra["target_reached_step"] = axis.grid(first_step_reaching(
                 extra["episodes"], axis.num_seeds, config["target_score"], num_points=axis.num_points))
-    meta = {"complete": complete, "chunks_done": loop.next_chunk, "jax_version": jax.__version__,
+    meta = {"format": files.OUT_FORMAT, "complete": complete, "chunks_done": loop.next_chunk,
+            "jax_version": jax.__version__,
             "backend": jax.default_backend(), "devices": [str(d) for d in axis.devices],
             "num_processes": jax.process_count(), **(extra_meta or {})}
     result = {"config": dict(config), "metrics": metrics, **extra, "meta": meta}
