@@ -21,12 +21,12 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "hypothesis>=6.100"],  # hypothesis: the config fuzzing
         # Benchmarks only: flashbax's buffers are the baseline our replay buffers are measured against.
         "bench": ["flashbax>=0.1.3", "distrax>=0.1.5"],  # baselines: flashbax (replay), PureJaxRL needs distrax
         # Real Atari (envs/atari.py): EnvPool's ALE emulators, ROMs included, stepped through a host callback.
         "atari": ["envpool>=1.2.5"],
-        # MuJoCo: the cartpole swing-up is checked against its model file; the MJX tasks of PETS will need it.
+        # MuJoCo: the cartpole swing-up is checked against its model file; MJX runs PETS's Reacher3D, Pusher, HalfCheetah.
         "mujoco": ["mujoco>=3.2", "mujoco-mjx>=3.2"],
         # --tensorboard: the .out's per-chunk scalars as TensorBoard event files too.
         "tensorboard": ["tensorboardX>=2.6"],

@@ -17,9 +17,9 @@ import optax
 from flax import struct
 
 from agents.components.agent import Agent
-from agents.components.config_keys import (AgentSchema, ConfigError, Key, choice, flag, non_negative_float,
-                                           non_negative_int, positive_float, positive_int, positive_int_list,
-                                           unit_interval)
+from agents.components.config_keys import (MAX_LAYERS, REQUIRED, AgentSchema, ConfigError, Key, choice, flag,
+                                           non_negative_float, non_negative_int, positive_float, positive_int,
+                                           positive_int_list, unit_interval)
 from agents.components.exploration import EPSILON_SCHEDULES, STRATEGIES
 from agents.components.networks import ACTIVATIONS
 from agents.components.exploration import behaviour_action, scheduled_epsilon
@@ -110,7 +110,8 @@ def hyperparams_from_config(config) -> DQNHyperparams:
 # model-based agents (agents/model_dqn_config.py) read them too.
 PAPER_KEYS = {
     "episodic_env": flag("episodic evaluation (return until the first terminal) instead of reward per step"),
-    "num_hidden_layers": non_negative_int("hidden layers of every MLP"),
+    "num_hidden_layers": Key("int", REQUIRED, lambda v: 0 <= v <= MAX_LAYERS, f"an integer in [0, {MAX_LAYERS}]",
+                             "hidden layers of every MLP"),
     "num_hidden_units": positive_int("width of every hidden layer"),
     "activation": Key("str", check=lambda v: v in ACTIVATIONS, requirement=f"one of {', '.join(ACTIVATIONS)}",
                       doc="hidden activation"),

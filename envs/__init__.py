@@ -9,6 +9,7 @@ wrappers of a config's env_wrappers block (envs/pixels.py).
 """
 import difflib
 import inspect
+import json
 
 from envs import atari, pixels
 from envs.base import NO_TIME_LIMIT, BoolObsEnvironment, GridParams
@@ -81,7 +82,10 @@ def make(name: str, **env_config):
         return atari.make(name, **env_config)
     import gymnax
 
-    return gymnax.make(name, **env_config)
+    try:
+        return gymnax.make(name, **env_config)
+    except TypeError as e:  # gymnax passes env_config to the environment's constructor
+        raise ValueError(f"env_config {json.dumps(env_config, default=str)} is not accepted by {name}: {e}") from None
 
 
 __all__ = [

@@ -23,6 +23,9 @@ def parse_args(argv, default_output: str, description: str):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--tensorboard", metavar="DIR", default=None,
                         help="also write the per-chunk scalars as TensorBoard event files in DIR (tensorboard extra)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the config, build the environment and agent and estimate the memory, then exit "
+                             "without running or writing anything")
     parser.add_argument("--distributed", action="store_true",
                         help="multi-host: call jax.distributed.initialize() first (under SLURM it reads the job's "
                              "variables); runs are sharded across every host's devices, host 0 writes the files")
@@ -39,6 +42,11 @@ def _initialize_distributed() -> None:
                               f"documentation says") from None
 
 
+def one_line(message: str) -> str:
+    """The message with control characters (a config's own key may hold a newline) written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
     args = parse_args(argv, default_output, f"Train {config_lib.AGENT_NAMES[agent_type]} over many seeds at once.")
     if args.resume and args.overwrite:
@@ -47,12 +55,16 @@ def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
     config_path = args.config or QUICKSTART_CONFIG
     try:
         config = config_lib.load_config(agent_type, config_path)
+        if args.check:
+            print(runner.check_only(config, make_agent, seed=args.seed))
+            print(f"{config_path}: a valid {config_lib.AGENT_NAMES[agent_type]} config; nothing was run")
+            return 0
         if args.distributed:
             _initialize_distributed()
         runner.run(config, make_agent, seed=args.seed, output=args.output, resume=args.resume,
                    overwrite=args.overwrite, progress=not args.no_progress, tensorboard=args.tensorboard)
     except (config_lib.ConfigError, files.FileFormatError, runner.RunError, TensorBoardError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except runner.Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)

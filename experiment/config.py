@@ -6,11 +6,15 @@ entry point prints it as one line and exits non-zero, before anything is compile
 import difflib
 import itertools
 import json
+import math
 
 from agents import dqn, model_dqn_config, pets, ppo, psdrl
 from agents.components.config_keys import (REQUIRED, ConfigError, Key, flag, non_negative_int,  # noqa: F401
                                            positive_int)
 
+
+MAX_RUNS = 65536  # seeds (and grid points x seeds) in one process: beyond this the per-run keys and hparams alone
+# would exhaust a host's memory before the memory check could speak
 
 # Run-level keys: what the harness itself reads (environment, budget, files). Agents declare the rest.
 HARNESS_KEYS = {
@@ -20,7 +24,8 @@ HARNESS_KEYS = {
     "env_wrappers": Key("dict", {}, doc="pixel rendering and Atari-style protocol wrappers (envs/pixels.py), all off "
                         "by default: pixels, pixel_dtype, noop_max, sticky_action_prob, action_repeat, max_pool, "
                         "reward_transform, time_limit, frame_stack, frame_stack_order, frame_stack_reset"),
-    "num_seeds": positive_int("independent runs trained together in one process"),
+    "num_seeds": Key("int", REQUIRED, lambda v: 1 <= v <= MAX_RUNS, f"an integer in [1, {MAX_RUNS}]",
+                     "independent runs trained together in one process"),
     "num_steps": positive_int("environment steps per seed"),
     "training_start_time": non_negative_int("environment steps before training (rounded up to a chunk)"),
     "eval_frequency": positive_int("chunk length: environment steps between evaluations"),
@@ -67,6 +72,22 @@ def load_json(path: str) -> dict:
     return config
 
 
+INT_LIMIT = 2 ** 31 - 1  # sizes, counts and steps live in 32-bit integers on the device
+
+
+def _check_int_range(name: str, values) -> None:
+    for v in values:
+        if abs(v) > INT_LIMIT:
+            raise ConfigError(f"config key '{name}' is {v}: integers must lie within +-{INT_LIMIT} (2^31 - 1; sizes "
+                              f"and counts are 32-bit on the device)")
+
+
+def _check_finite(name: str, values) -> None:
+    for v in values:
+        if not math.isfinite(v):
+            raise ConfigError(f"config key '{name}' must be a finite number, got {v}")
+
+
 def _coerce(name: str, key: Key, value):
     kind = key.kind
     if kind == "bool":
@@ -77,10 +98,12 @@ def _coerce(name: str, key: Key, value):
             value = int(value)  # 1e6 written as a float is still a whole number of steps
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"config key '{name}' must be an integer, got {json.dumps(value)}")
+        _check_int_range(name, [value])
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key '{name}' must be a number, got {json.dumps(value)}")
         value = float(value)
+        _check_finite(name, [value])
     elif kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"config key '{name}' must be a string, got {json.dumps(value)}")
@@ -90,10 +113,12 @@ def _coerce(name: str, key: Key, value):
     elif kind == "int_list":
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise ConfigError(f"config key '{name}' must be a list of integers, got {json.dumps(value)}")
+        _check_int_range(name, value)
     elif kind == "float_list":
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
             raise ConfigError(f"config key '{name}' must be a list of numbers, got {json.dumps(value)}")
         value = [float(v) for v in value]
+        _check_finite(name, value)
     if key.check is not None and not key.check(value):
         raise ConfigError(f"config key '{name}' must be {key.requirement}, got {json.dumps(value)}")
     return value
@@ -181,6 +206,9 @@ def _validate_sweep(agent_type: str, raw: dict) -> dict:
     for index, point in enumerate(checked):
         if point in checked[:index]:
             raise ConfigError(f"sweep point {index} ({json.dumps(point)}) repeats point {checked.index(point)}")
+    if len(points) * full["num_seeds"] > MAX_RUNS:
+        raise ConfigError(f"sweep: {len(points)} points x {full['num_seeds']} seeds exceed {MAX_RUNS} runs in one "
+                          f"process; split the sweep")
     config = validate(agent_type, {**points[0], **base})  # swept keys the base leaves out take point 0's value
     config["sweep"] = checked
     return config

@@ -6,6 +6,7 @@ metrics appended on the host. Files are written atomically; a checkpoint of the 
 """
 import contextlib
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -333,6 +334,14 @@ def check_memory(abstract_state, axis: RunAxis, config: dict, free=None) -> str:
     raise RunError(f"this run would not fit: {line}; options: {'; '.join(options)}")
 
 
+def check_only(config: dict, make_agent, seed: int = 0) -> str:
+    """Everything a run does before its first chunk except allocating and compiling: the environment and agent
+    built from the config, every run's hparams, the state's shapes (traced, not run) and the memory check.
+    Returns the memory line; raises what run() would (ConfigError, RunError) for a config that cannot run."""
+    runs = Runs(dict(config, seed=seed), make_agent, seed)
+    return check_memory(runs.abstract_state(), runs.axis, config)
+
+
 class _StopRequest:
     """SIGTERM/SIGINT: finish the current chunk, write a checkpoint, then stop; a second signal stops at once."""
 
@@ -394,6 +403,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     print(check_memory(abstract, axis, config), file=sys.stderr)  # before anything is allocated
 
     if resuming:
+        _remove_orphaned_temporaries(outputs)
         state, loop = _restore_latest_good(outputs, runs, abstract, config)
     else:
         state, loop = runs.init(), Progress()
@@ -596,6 +606,14 @@ def _checkpoint(outputs: Outputs, axis: RunAxis, state, loop: Progress, config: 
     if _writes_files():
         with _writing(outputs.checkpoint):
             files.save_checkpoint(outputs.checkpoint, leaves, arrays, meta)
+
+
+def _remove_orphaned_temporaries(outputs: Outputs) -> None:
+    """A kill during a write leaves its temporary file (files.atomic_write: `<file>.<random>.tmp`) beside the
+    intact old file; a resumed run removes those of its own files."""
+    for path in (outputs.out, outputs.params, outputs.checkpoint):
+        for orphan in glob.glob(glob.escape(path) + ".*.tmp"):
+            os.remove(orphan)
 
 
 def _restore_latest_good(outputs: Outputs, runs: Runs, abstract, config: dict):

@@ -48,7 +48,11 @@ def with_changes(**changes):
     (dict(alpha_adm=1e-4), "unknown config key 'alpha_adm' for ER DQN; did you mean 'alpha_adam'?"),
     (dict(rollout_length=10), "'rollout_length' belongs to the perfect-model DQN / simple-model DQN / latent-model DQN "
                               "/ PPO agent, not ER DQN"),
-    (dict(num_seeds=0), "'num_seeds' must be an integer >= 1"),
+    (dict(num_seeds=0), "'num_seeds' must be an integer in \\[1, 65536\\]"),
+    (dict(num_seeds=10**9), "'num_seeds' must be an integer in \\[1, 65536\\]"),
+    (dict(alpha_adam=float('inf')), "'alpha_adam' must be a finite number, got inf"),
+    (dict(buffer_size=2**40), "'buffer_size' is 1099511627776: integers must lie within"),
+    (dict(num_hidden_layers=10**6), "'num_hidden_layers' must be an integer in \\[0, 64\\]"),
     (dict(num_seeds="30"), "'num_seeds' must be an integer"),
     (dict(num_seeds=2.5), "'num_seeds' must be an integer"),
     (dict(use_target=1), "'use_target' must be true or false"),

@@ -15,6 +15,7 @@ class ConfigError(ValueError):
 
 
 REQUIRED = object()
+MAX_LAYERS = 64  # layers a network may have (per list, or per count key): network building is a Python loop
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ def choice(doc, options, default=REQUIRED):
 
 
 def positive_int_list(doc, default):
-    return Key("int_list", default, lambda v: len(v) >= 1 and all(x >= 1 for x in v),
-               "a non-empty list of integers >= 1", doc)
+    return Key("int_list", default, lambda v: 1 <= len(v) <= MAX_LAYERS and all(x >= 1 for x in v),
+               f"a list of 1 to {MAX_LAYERS} integers >= 1", doc)
 
 
 def non_negative_float_list(doc, default):
