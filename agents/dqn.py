@@ -18,7 +18,7 @@ from flax import struct
 
 from agents.components.agent import Agent
 from agents.components.config_keys import (MAX_LAYERS, REQUIRED, AgentSchema, ConfigError, Key, choice, flag,
-                                           non_negative_float, non_negative_int, positive_float, positive_int,
+                                           non_negative_float, positive_float, positive_int,
                                            positive_int_list, unit_interval)
 from agents.components.exploration import EPSILON_SCHEDULES, STRATEGIES
 from agents.components.networks import ACTIVATIONS

@@ -47,6 +47,24 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
+def run_in_series(label: str, config: dict, make_agent, seed: int, output: str, resume: bool) -> int:
+    """One run of a command that drives many (pets_ablation.py, ppo_deepsea.py), skipped when its .out is already
+    complete. Returns 0 when the run is done, else the command's exit status after one line: 2 for an error, 1
+    when interrupted (run the command again with --resume)."""
+    if files.run_complete(output):
+        return 0
+    print(f"== {label}", flush=True)
+    try:
+        runner.run(config, make_agent, seed=seed, output=output, resume=resume)
+    except (runner.RunError, files.FileFormatError) as e:
+        print(f"error: {label}: {one_line(str(e))}", file=sys.stderr)
+        return 2
+    except runner.Interrupted as e:
+        print(f"{label}: {e}; run again with --resume", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
     args = parse_args(argv, default_output, f"Train {config_lib.AGENT_NAMES[agent_type]} over many seeds at once.")
     if args.resume and args.overwrite:

@@ -13,7 +13,6 @@ import time
 
 import jax
 import numpy as np
-import pytest
 
 from agents import dqn
 from experiment import files, runner

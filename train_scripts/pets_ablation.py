@@ -22,7 +22,7 @@ use_every_core()  # one CPU device per core, before anything starts JAX (importi
 import plot_metric  # noqa: E402
 from agents import pets  # noqa: E402
 from agents.components import propagation  # noqa: E402
-from experiment import config as config_lib, files, runner  # noqa: E402
+from experiment import cli, config as config_lib, files  # noqa: E402
 
 
 def combinations(models, props):
@@ -55,16 +55,9 @@ def main(argv=None) -> int:
             print(f"{label}: skipped ({e})")
             continue
         output = os.path.join(args.output, label)
-        if not files.run_complete(output):
-            print(f"== {label}", flush=True)
-            try:
-                runner.run(config, pets.make, seed=args.seed, output=output, resume=args.resume)
-            except (runner.RunError, files.FileFormatError) as e:
-                print(f"error: {label}: {e}", file=sys.stderr)
-                return 2
-            except runner.Interrupted as e:
-                print(f"{label}: {e}; run again with --resume", file=sys.stderr)
-                return 1
+        status = cli.run_in_series(label, config, pets.make, args.seed, output, args.resume)
+        if status:
+            return status
         outputs.append(output + ".out")
         labels.append(label)
     if not outputs:

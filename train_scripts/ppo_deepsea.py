@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 import plot_metric  # noqa: E402
 from agents import ppo  # noqa: E402
-from experiment import config as config_lib, files, runner  # noqa: E402
+from experiment import cli, config as config_lib, files  # noqa: E402
 
 SOLVED_SUCCESS_RATE = 0.5
 
@@ -85,16 +85,9 @@ def main(argv=None) -> int:
         results[variant] = {}
         for n in sizes:
             output = os.path.join(args.output, f"{variant}-{n}")
-            if not files.run_complete(output):
-                print(f"== {variant} at size {n}", flush=True)
-                try:
-                    runner.run(configs[variant, n], ppo.make, seed=args.seed, output=output, resume=args.resume)
-                except (runner.RunError, files.FileFormatError) as e:
-                    print(f"error: {variant}-{n}: {e}", file=sys.stderr)
-                    return 2
-                except runner.Interrupted as e:
-                    print(f"{variant}-{n}: {e}; run again with --resume", file=sys.stderr)
-                    return 1
+            status = cli.run_in_series(f"{variant}-{n}", configs[variant, n], ppo.make, args.seed, output, args.resume)
+            if status:
+                return status
             results[variant][n] = summary(output + ".out")
             if np.all(np.isnan(results[variant][n]["first"])):
                 break  # never found at this size: larger ones are not run
