@@ -170,7 +170,7 @@ def test_per_beta_schedules():
     ({"dueling_aggregation": "median"}, "must be one of mean, max"),
     ({"torso": "conv"}, "needs image observations"),
     ({"conv_channels": [16, 32]}, "one entry per conv layer"),
-    ({"conv_strides": [0]}, "list of integers >= 1"),
+    ({"conv_strides": [0]}, "a list of 1 to 64 integers >= 1"),
     ({"per_alpha": -1}, "must be a number >= 0"),
     ({"duelling": True}, "did you mean 'dueling'"),
 ])
