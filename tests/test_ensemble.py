@@ -44,7 +44,7 @@ def test_forward_matches_numpy_and_members_see_their_own_rows():
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(logvar, ref_logvar, rtol=1e-5, atol=1e-5)
     shared_mean, _ = model.apply(params, x[0])  # [M, in]: every member on the same rows
-    np.testing.assert_allclose(shared_mean[0], mean[0], rtol=1e-6)
+    np.testing.assert_allclose(shared_mean[0], mean[0], rtol=1e-5, atol=1e-8)  # float32, another summation order
     assert not np.allclose(shared_mean[1], shared_mean[0])  # independent members
 
 
