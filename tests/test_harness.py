@@ -75,8 +75,8 @@ def test_resume_after_kill_equals_uninterrupted(uninterrupted, tiny_config, tmp_
     with pytest.raises(runner.Interrupted):
         runner.run(tiny_config, dqn.make, seed=7, output=prefix, progress=False, stop_after_chunks=3)
     assert os.path.exists(prefix + ".ckpt.npz")
-    partial = files.load_metrics(prefix + ".out")  # the periodic .out written at step 200
-    assert partial["meta"]["complete"] is False and partial["metrics"]["reward_rates"].shape == (2, 3)
+    partial = files.load_metrics(prefix + ".out")  # written when the run stopped: the 3 chunks done
+    assert partial["meta"]["complete"] is False and partial["metrics"]["reward_rates"].shape == (3, 3)
     # A second kill, then the resumed run goes to the end.
     with pytest.raises(runner.Interrupted):
         runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False, stop_after_chunks=2)
