@@ -62,6 +62,8 @@ def run_in_series(label: str, config: dict, make_agent, seed: int, output: str, 
     except runner.Interrupted as e:
         print(f"{label}: {e}; run again with --resume", file=sys.stderr)
         return 1
+    finally:
+        runner.release_compiled()  # the next config compiles programs of its own
     return 0
 
 

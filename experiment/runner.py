@@ -6,6 +6,7 @@ metrics appended on the host. Files are written atomically; a checkpoint of the 
 """
 import contextlib
 import functools
+import gc
 import glob
 import hashlib
 import json
@@ -204,6 +205,16 @@ def compiled_run(config: dict, make_agent, devices=None) -> CompiledRun:
         env, env_params = envs.make_from_config(config)
         _COMPILED_CACHE[cache_key] = CompiledRun(make_agent(config, env, env_params), axis)
     return _COMPILED_CACHE[cache_key]
+
+
+def release_compiled() -> None:
+    """Drop every compiled program this process holds (ours and JAX's caches). XLA:CPU maps each program's
+    machine code into its own memory regions, ~800 for a small agent's run, and Linux allows a process 65,530
+    (vm.max_map_count): past it compiling segfaults. A process that compiles one different program after another
+    (a command running many configs, the test suite) releases them between configs."""
+    _COMPILED_CACHE.clear()
+    jax.clear_caches()
+    gc.collect()
 
 
 def stacked_hyperparams(config: dict, make_agent, axis: RunAxis):

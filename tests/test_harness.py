@@ -211,3 +211,19 @@ def test_disk_full_stops_with_a_message_and_leaves_earlier_files_whole(uninterru
     resumed = runner.run(tiny_config, dqn.make, seed=7, output=prefix, resume=True, progress=False)
     for name, values in full["metrics"].items():
         np.testing.assert_array_equal(resumed["metrics"][name], values, err_msg=name)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="counts the memory regions Linux lists")
+def test_releasing_the_compiled_programs_unmaps_their_code(uninterrupted, tiny_config):
+    """XLA:CPU maps each program's code into regions of its own and Linux allows a process 65,530: commands that
+    run config after config release them between configs. Releasing gives back the regions (hundreds for this
+    run's programs). (That a run after a release compiles afresh and matches is tried by every test module after
+    the first: the suite releases between modules.)"""
+    def regions():
+        with open("/proc/self/maps") as maps:
+            return sum(1 for _ in maps)
+
+    runner.compiled_run(tiny_config, dqn.make)  # held in the cache since the uninterrupted run
+    before = regions()
+    runner.release_compiled()
+    assert regions() < before - 100 and not runner._COMPILED_CACHE
