@@ -610,7 +610,10 @@ def _checkpoint(outputs: Outputs, axis: RunAxis, state, loop: Progress, config: 
     """The real runs' state (no padding, so a run may resume on another number of devices) and the host loop."""
     leaves = axis.fetch(jax.tree.leaves(state))
     arrays = {name: np.stack(values) for name, values in loop.metrics.items()}
-    arrays.update({EPISODE_PREFIX + name: values for name, values in episode_table(loop.episodes).items()})
+    episodes = {EPISODE_PREFIX + name: values for name, values in episode_table(loop.episodes).items()}
+    if set(arrays) & set(episodes):  # restoring tells them apart by these names
+        raise RunError(f"metric names {sorted(set(arrays) & set(episodes))} clash with the checkpoint's episode table")
+    arrays.update(episodes)
     meta = {"format": CHECKPOINT_FORMAT, "config_digest": config_digest(config), "config": config,
             "next_chunk": loop.next_chunk, "since_params_save": loop.since_params_save,
             "since_checkpoint": loop.since_checkpoint, "num_leaves": len(leaves)}
@@ -661,10 +664,11 @@ def _restore(path: str, runs: Runs, abstract, config: dict):
                                            for a, e in zip(leaves, expected)):
         raise RunError(f"checkpoint '{path}' does not match this agent's state; start again with --overwrite")
     state = jax.tree.unflatten(treedef, runs.axis.place(leaves))
+    # The episode table's columns by their exact names: a metric may share the prefix (PPO's episodes_finished).
+    episode_keys = {EPISODE_PREFIX + name for name in EPISODE_FIELDS}
     loop = Progress(next_chunk=meta["next_chunk"], since_params_save=meta["since_params_save"],
                     since_checkpoint=meta["since_checkpoint"],
-                    metrics={name: list(values) for name, values in arrays.items()
-                             if not name.startswith(EPISODE_PREFIX)},
-                    episodes={name[len(EPISODE_PREFIX):]: [values] for name, values in arrays.items()
-                              if name.startswith(EPISODE_PREFIX)})
+                    metrics={name: list(values) for name, values in arrays.items() if name not in episode_keys},
+                    episodes={name: [arrays[EPISODE_PREFIX + name]] for name in EPISODE_FIELDS
+                              if EPISODE_PREFIX + name in arrays})
     return state, loop

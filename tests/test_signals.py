@@ -1,11 +1,12 @@
 """SIGTERM (and Ctrl-C's SIGINT) during a run, for each agent family: the run finishes the chunk under way,
 writes a checkpoint and an .out holding the evaluations so far, stops with Interrupted (the command line exits
-1 with "run again with --resume"), and --resume completes it. PSDRL's case is in tests/test_psdrl.py (its own
-process)."""
+1 with "run again with --resume"), and --resume completes it bit-identical to a run never stopped: each family's
+whole state survives its checkpoint. PSDRL's case is in tests/test_psdrl.py."""
 import os
 import signal
 import sys
 
+import numpy as np
 import pytest
 
 from agents import dqn, model_dqn, pets, ppo
@@ -62,3 +63,7 @@ def test_a_signal_writes_checkpoint_and_out_then_resume_completes(family, tmp_pa
     done = runner.run(config, make, seed=0, output=prefix, resume=True, progress=False)
     assert done["meta"]["complete"] is True
     assert len(done["metrics"]["reward_rates"]) == config["num_steps"] // config["eval_frequency"]
+    # The family's whole state went through its checkpoint: the resumed run ends as one never stopped, bit for bit.
+    uninterrupted = runner.run(config, make, seed=0, output=str(tmp_path / "uninterrupted"), progress=False)
+    for name, values in uninterrupted["metrics"].items():
+        np.testing.assert_array_equal(done["metrics"][name], values, err_msg=name)
