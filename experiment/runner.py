@@ -345,12 +345,29 @@ def check_memory(abstract_state, axis: RunAxis, config: dict, free=None) -> str:
     raise RunError(f"this run would not fit: {line}; options: {'; '.join(options)}")
 
 
+def chunk_starts_to_trace(config: dict) -> list[int]:
+    """Time steps whose chunks cover every compiled phase of a run: the first chunk, the first that trains, the
+    last (an agent's phase depends only on where its chunk starts relative to these)."""
+    length, last = config["eval_frequency"], (config["num_steps"] // config["eval_frequency"] - 1)
+    first_training = min(-(-config["training_start_time"] // length), last)
+    return sorted({0, first_training * length, last * length})
+
+
 def check_only(config: dict, make_agent, seed: int = 0) -> str:
-    """Everything a run does before its first chunk except allocating and compiling: the environment and agent
-    built from the config, every run's hparams, the state's shapes (traced, not run) and the memory check.
-    Returns the memory line; raises what run() would (ConfigError, RunError) for a config that cannot run."""
+    """Everything a run does except allocating, compiling and running: the environment and agent built from the
+    config, every run's hparams, the state's shapes, the memory check, and the chunk and evaluation programs
+    traced (shapes only) for each phase the run will use. Returns the memory line; raises what run() would
+    (ConfigError, RunError) for a config that cannot run."""
     runs = Runs(dict(config, seed=seed), make_agent, seed)
-    return check_memory(runs.abstract_state(), runs.axis, config)
+    abstract = runs.abstract_state()
+    memory = check_memory(abstract, runs.axis, config)
+    compiled, phase = runs.compiled, runs.compiled.agent.chunk_phase
+    for time_step in chunk_starts_to_trace(config):
+        train = time_step >= config["training_start_time"]
+        static = train if phase is None else phase(time_step, train)
+        compiled.interact.trace(abstract, runs.chunk_keys(0), runs.hparams, static)
+    compiled.evaluate.trace(abstract, runs.evaluation_keys(0), runs.hparams)
+    return memory
 
 
 class _StopRequest:

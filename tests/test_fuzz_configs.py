@@ -28,7 +28,7 @@ from agents import dqn, model_dqn, pets, ppo, psdrl  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUZZ_EXAMPLES = int(os.environ.get("SEEDSUITE_FUZZ_EXAMPLES", "300"))
-HANG_SECONDS = 60  # a check that takes longer counts as a hang
+HANG_SECONDS = 180  # a check that takes longer counts as a hang (tracing a published-size chunk takes seconds)
 COUNTS = collections.Counter()
 
 
