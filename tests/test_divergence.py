@@ -1,6 +1,8 @@
 """Diverging runs: a sweep with one absurd step size marks that run diverged (the step recorded in the .out, a
 warning and a count on the progress bar), finishes its sane point exactly as that point finishes alone, and the
 plots and the table exclude or mark the diverged run."""
+import contextlib
+import io
 import os
 import sys
 
@@ -27,14 +29,16 @@ def sweep_and_alone(tmp_path_factory):
     directory = tmp_path_factory.mktemp("divergence")
     base = {**PLAIN, "num_seeds": 1, "training_start_time": 0}
     sweep = validate("ER", {**base, "sweep": {"alpha_adam": [1e-3, 1e30]}})
-    swept = runner.run(sweep, dqn.make, seed=3, output=str(directory / "sweep"), progress=False)
+    bar = io.StringIO()  # the progress bar (stderr) and its warnings (stdout)
+    with contextlib.redirect_stderr(bar), contextlib.redirect_stdout(bar):
+        swept = runner.run(sweep, dqn.make, seed=3, output=str(directory / "sweep"), progress=True)
     alone = runner.run(validate("ER", {**base, "alpha_adam": 1e-3}), dqn.make, seed=3,
                        output=str(directory / "alone"), progress=False)
-    return directory, swept, alone
+    return directory, swept, alone, bar.getvalue()
 
 
 def test_the_absurd_point_is_marked_and_the_sane_one_is_untouched(sweep_and_alone):
-    directory, swept, alone = sweep_and_alone
+    directory, swept, alone, _ = sweep_and_alone
     steps = np.asarray(swept["diverged_step"])  # (points, seeds)
     assert steps.shape == (2, 1) and steps[0, 0] == -1 and steps[1, 0] >= 0
     diverged = np.asarray(swept["metrics"]["diverged"])  # (chunks, points, seeds), sticky once set
@@ -48,7 +52,7 @@ def test_the_absurd_point_is_marked_and_the_sane_one_is_untouched(sweep_and_alon
 
 
 def test_plots_and_table_exclude_and_mark_the_diverged_run(sweep_and_alone, capsys):
-    directory, _, _ = sweep_and_alone
+    directory, _, _, _ = sweep_and_alone
     sweep_out = str(directory / "sweep.out")
     values, _, _, diverged = plot_metric.load_grid_and_divergence(sweep_out)
     assert diverged.tolist() == [[False], [True]] and np.all(np.isnan(values[:, 1]))
@@ -61,9 +65,15 @@ def test_plots_and_table_exclude_and_mark_the_diverged_run(sweep_and_alone, caps
 
 
 def test_a_mismatched_divergence_record_is_refused(sweep_and_alone, tmp_path, capsys):
-    directory, _, _ = sweep_and_alone
+    directory, _, _, _ = sweep_and_alone
     data = files.load_pickle(str(directory / "sweep.out"))
     data["diverged_step"] = np.array([[0, 1, 2]])
     files.save_pickle(str(tmp_path / "bad.out"), data)
     assert plot_metric.main(["-d", str(tmp_path / "bad.out"), "-o", str(tmp_path / "x.png")]) == 2
     assert "'diverged_step' has shape (1, 3), expected one integer per run" in capsys.readouterr().err
+
+
+def test_the_progress_bar_counts_the_diverged_runs_and_warns_once(sweep_and_alone):
+    *_, bar = sweep_and_alone
+    assert "diverged=1/2" in bar  # the bar's postfix: diverged runs of all runs
+    assert bar.count("warning: 1 of 2 runs diverged") == 1

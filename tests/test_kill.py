@@ -1,4 +1,4 @@
-"""SIGKILL at any moment: a run killed while writing its checkpoint, while writing its .out, and at a random moment
+"""SIGKILL at any moment: a run killed while writing its checkpoint, its .out and its .params, and at a random moment
 from outside resumes with --resume, through the command line in fresh processes, to the uninterrupted run's
 metrics and parameters bit for bit. The kills inside a write come from a wrapper that makes the process kill
 itself just before the write's final rename (the temporary file complete, the old file still in place): the
@@ -82,7 +82,14 @@ def test_sigkill_in_writes_and_at_random_resumes_bit_identical(tmp_path):
     assert "resuming from the previous checkpoint" in err
     files.load_metrics(prefix + ".out")  # the previous .out is whole
 
-    # 3. Resumed and killed from outside at a random moment, then resumed to the end.
+    # 3. Resumed and killed inside its first .params write.
+    process = cli_process(tmp_path, command(config_path, prefix, True), ".params", 1)
+    process.communicate(timeout=600)
+    assert process.returncode == -signal.SIGKILL
+    if os.path.exists(prefix + ".params"):
+        files.load_pickle(prefix + ".params")  # an earlier .params, whole
+
+    # 4. Resumed and killed from outside at a random moment, then resumed to the end.
     process = cli_process(tmp_path, command(config_path, prefix, True))
     time.sleep(random.Random(0).uniform(2.0, 8.0))
     process.send_signal(signal.SIGKILL)
