@@ -21,7 +21,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.100"],  # hypothesis: the config fuzzing
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.100"],  # xdist: the suite on 2 cores; hypothesis: fuzzing
         # Benchmarks only: flashbax's buffers are the baseline our replay buffers are measured against.
         "bench": ["flashbax>=0.1.3", "distrax>=0.1.5"],  # baselines: flashbax (replay), PureJaxRL needs distrax
         # Real Atari (envs/atari.py): EnvPool's ALE emulators, ROMs included, stepped through a host callback.

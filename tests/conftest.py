@@ -18,7 +18,8 @@ if devices.DEVICE_COUNT_VARIABLE not in os.environ:
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """After each test module, drop the compiled programs: XLA:CPU maps each one's code into memory regions of
-    its own and the whole suite in one process passes Linux's 65,530 per process (compiling then segfaults)."""
+    its own, and a process that holds a whole worker's share of the suite passes Linux's 65,530 (compiling then
+    segfaults)."""
     yield
     from experiment import runner  # imported here: importing it touches a backend before the device count is set
     runner.release_compiled()
