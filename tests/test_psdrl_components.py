@@ -205,18 +205,3 @@ def test_effective_sequence_length_and_eligibility(lengths, sequence, t_eff):
     assert (np.asarray(sequences.mask).sum(axis=1) == t_eff).all()
     sampled = np.unique(np.asarray(sequences.obs)[:, 0, 0] // 1000)
     assert set(sampled.tolist()) == {e for e, n in enumerate(lengths) if n >= t_eff}  # shorter ones excluded
-
-
-def test_vmapped_cholesky_runs_one_matrix_per_lapack_call():
-    """Under vmap the factorisation loops over the runs (a batch in one LAPACK call can hang a CPU split into one
-    device per core: see blr.cholesky); the factors are numpy's."""
-    rng = np.random.default_rng(0)
-    roots = rng.normal(size=(3, 5, 5))
-    matrices = roots @ np.transpose(roots, (0, 2, 1)) + 5 * np.eye(5)
-    batched = jax.vmap(blr.cholesky)
-    jaxpr = str(jax.make_jaxpr(batched)(jnp.asarray(matrices, jnp.float32)))
-    assert "scan" in jaxpr and "f32[3,5,5] = cholesky" not in jaxpr.replace("lax.linalg.", "")
-    np.testing.assert_allclose(np.asarray(batched(jnp.asarray(matrices, jnp.float32))), np.linalg.cholesky(matrices),
-                               rtol=1e-4, atol=1e-5)
-    inverse = jax.vmap(blr.inverse_from_cholesky)(jnp.asarray(np.linalg.cholesky(matrices), jnp.float32))
-    np.testing.assert_allclose(np.asarray(inverse), np.linalg.inv(matrices), rtol=1e-3, atol=1e-5)

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from agents.components.linalg import cholesky, inverse_from_cholesky
+
 HIGHEST = jax.lax.Precision.HIGHEST
 MAX_RIDGE_STEPS = 7  # c0, 10 c0, ..., 10^6 c0
 
@@ -39,24 +41,6 @@ def accumulate(gram, cross, features, targets, weights):
     gram = gram + jnp.dot(weighted.T, features, precision=HIGHEST)
     cross = cross + jnp.dot(weighted.T, targets, precision=HIGHEST)
     return gram, cross
-
-
-# One matrix per LAPACK call, also under vmap. jaxlib's CPU kernels split a batch of matrices over the intra-op
-# thread pool and block until it is done; when every device of a CPU split into one device per core runs such a
-# kernel at once, all pool threads block and the process hangs (seen with PSDRL on 2 devices x 2 cores). A single
-# matrix runs inline on the calling thread. On a GPU the loop costs little next to the update around it.
-# The batching rule traces the body again later, outside any `enable_x64` block: each body sets x64 itself from
-# its input's dtype, so a float64 solve stays float64.
-@jax.custom_batching.sequential_vmap
-def cholesky(matrix):
-    with jax.enable_x64(matrix.dtype == jnp.float64):
-        return jnp.linalg.cholesky(matrix)
-
-
-@jax.custom_batching.sequential_vmap
-def inverse_from_cholesky(chol):
-    with jax.enable_x64(chol.dtype == jnp.float64):
-        return jax.scipy.linalg.cho_solve((chol, True), jnp.eye(chol.shape[0], dtype=chol.dtype))
 
 
 def solve(gram, cross, row_variance, beta: float, ridge: float, use_float64: bool) -> Posterior:

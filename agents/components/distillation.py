@@ -8,6 +8,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from agents.components.linalg import Orthogonal
 from agents.components.networks import SlicedConv2D, elu
 
 SQRT2 = 2.0 ** 0.5
@@ -18,12 +19,12 @@ def conv_stack(x, channels, strides, activation, gain=SQRT2):
     orthogonal weights of `gain`, each followed by `activation`; flattened. Computed as slices and a matmul
     (networks.SlicedConv2D): these run inside the update's minibatch loop, where XLA:CPU's convolutions crawl."""
     for width, stride in zip(channels, strides):
-        x = activation(SlicedConv2D(width, 3, stride, 1, w_init=hk.initializers.Orthogonal(gain))(x))
+        x = activation(SlicedConv2D(width, 3, stride, 1, w_init=Orthogonal(gain))(x))
     return x.reshape(x.shape[:-3] + (-1,)) if x.ndim >= 3 else x
 
 
 def linear(width, gain):
-    return hk.Linear(width, w_init=hk.initializers.Orthogonal(gain), b_init=jnp.zeros)
+    return hk.Linear(width, w_init=Orthogonal(gain), b_init=jnp.zeros)
 
 
 def distillation_networks(channels, strides, features: int = 512, images: bool = True):
