@@ -85,7 +85,8 @@ CONFIG_KEYS = {
                                          "(1: the published plain mean, Q11)", default=1.0),
 }
 SWEEPABLE_KEYS = ("transition_learning_rate", "terminal_learning_rate", "value_learning_rate",
-                  "representation_learning_rate", "discount", "reward_prior", "transition_prior", "policy_noise")
+                  "representation_learning_rate", "discount", "reward_prior", "transition_prior", "policy_noise",
+                  "reward_loss_weight")
 SHAPE_KEYS = {name: "the networks" for name in ("transition_hidden_dim", "gru_dim", "value_hidden_dim",
                                                 "terminal_hidden_dim", "embed_dim", "conv_feat")}
 SHAPE_KEYS.update({"replay_capacity": "the replay ring", "batch_size": "the batches",
@@ -128,6 +129,7 @@ class PSDRLHyperparams:
     reward_prior: float
     transition_prior: float
     policy_noise: float
+    reward_loss_weight: float
 
 
 def hyperparams_from_config(config) -> PSDRLHyperparams:
@@ -249,7 +251,7 @@ def make(config, env, env_params) -> Agent:
         latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.obs)))
         next_latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.next_obs)))
         targets = jnp.concatenate([next_latent, sequences.reward[..., None]], axis=-1)
-        output_weights = jnp.ones(embed + 1).at[embed].set(config["reward_loss_weight"])
+        output_weights = jnp.ones(embed + 1).at[embed].set(hp.reward_loss_weight)
         num_windows = -(-sequence // window)
         pad = num_windows * window - sequence
 

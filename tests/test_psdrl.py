@@ -237,13 +237,16 @@ def test_published_network_sizes_act_and_update_at_a_tiny_step_count():
 
 def test_reward_loss_weight_changes_only_the_transition_loss():
     """The extension key weights the reward's squared error among the transition model's outputs: with the same
-    keys the autoencoder's update is identical and the transition loss is not (1.0 is the published mean)."""
+    keys the autoencoder's update is identical and the transition loss is not (1.0 is the published mean). It is a
+    hyperparameter (sweepable): one compiled program serves both weights."""
+    config = tiny()
+    agent = psdrl.make(config, *envs.make_from_config(config))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    interact = jax.jit(agent.interact, static_argnums=3)
     losses = []
     for weight in (1.0, 50.0):
-        config = tiny(reward_loss_weight=weight)
-        agent = psdrl.make(config, *envs.make_from_config(config))
-        state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
-        _, metrics = jax.jit(agent.interact, static_argnums=3)(state, jax.random.PRNGKey(1), agent.hparams, (True, 50))
+        _, metrics = interact(state, jax.random.PRNGKey(1), agent.hparams.replace(reward_loss_weight=weight), (True, 50))
         losses.append((float(metrics["loss_ae"]), float(metrics["loss_transition"])))
+    assert interact._cache_size() == 1
     assert losses[0][0] == losses[1][0] and np.isfinite(losses[0][1])
     assert losses[1][1] != pytest.approx(losses[0][1], rel=1e-3)
