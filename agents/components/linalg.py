@@ -5,7 +5,7 @@ intra-op thread pool and block until their share is done. When as many such kern
 has threads (several vmapped factorisations in one program, or one per device on a CPU split into one
 device per core), every pool thread blocks waiting for work queued behind it and the process hangs, idle,
 for ever. Seen twice here: PSDRL's posterior solve on 2 devices x 2 cores, and PPO's orthogonal
-initialisation of 4 seeds on one device (8 independent batched QRs of 256 x 256 hang the same way in a
+initialisation of 2 or more seeds on one device (8 independent batched QRs of 256 x 256 hang the same way in a
 ten-line script). A single matrix runs inline on the calling thread, so these wrappers factorise the matrices
 of a batch one after another (`jax.custom_batching.sequential_vmap`). On a GPU the loop costs little next to
 the program around it; the initialisation runs once.
