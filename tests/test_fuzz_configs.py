@@ -35,7 +35,7 @@ COUNTS = collections.Counter()
 def agent_of(path: str):
     """(agent_type, make) of a shipped config, from where it lives and its name."""
     relative = os.path.relpath(path, os.path.join(REPO, "configs"))
-    folder, name = os.path.dirname(relative), os.path.basename(relative)
+    folder, name = relative.split(os.sep)[0], os.path.basename(relative)  # configs/ppo/pilot/ is PPO's too
     by_folder = {"psdrl": ("PSDRL", psdrl.make), "pets": ("PETS", pets.make), "ppo": ("PPO", ppo.make)}
     if folder in by_folder:
         return by_folder[folder]
