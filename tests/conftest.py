@@ -1,7 +1,19 @@
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# One persistent compilation cache for the whole test session: the pytest process creates it before it starts its
+# xdist workers, and they and every train script a test starts inherit it through the environment. A program the
+# suite compiles again -- in another test file after the per-module release below, in the other worker, in a
+# killed-and-resumed subprocess -- is then loaded, not compiled (compiling dominates the suite). Set before jax is
+# imported, which reads it; a session that finds the variable set (a worker, or a user's own cache) uses it as is.
+_SESSION_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="seedsuite-test-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -23,3 +35,8 @@ def _release_compiled_programs():
     yield
     from experiment import runner  # imported here: importing it touches a backend before the device count is set
     runner.release_compiled()
+
+
+def pytest_unconfigure(config):
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
