@@ -5,7 +5,7 @@ the environment, the agent, every run's hyperparameters, the state's shapes, the
 either pass or be refused with exit status 2 and one line "error: ..." that names the mutated key (or the file);
 never a traceback or a hang.
 
-The suite tries FUZZ_EXAMPLES mutants (default 300). A larger run, with the counts written to a JSON file:
+The suite tries FUZZ_EXAMPLES mutants (default 150). A larger run, with the counts written to a JSON file:
 
     SEEDSUITE_FUZZ_EXAMPLES=3000 SEEDSUITE_FUZZ_REPORT=fuzz.json python -m pytest -q tests/test_fuzz_configs.py
 """
@@ -27,7 +27,7 @@ from experiment import cli  # noqa: E402
 from agents import dqn, model_dqn, pets, ppo, psdrl  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FUZZ_EXAMPLES = int(os.environ.get("SEEDSUITE_FUZZ_EXAMPLES", "300"))
+FUZZ_EXAMPLES = int(os.environ.get("SEEDSUITE_FUZZ_EXAMPLES", "150"))
 HANG_SECONDS = 180  # a check that takes longer counts as a hang (tracing a published-size chunk takes seconds)
 COUNTS = collections.Counter()
 
