@@ -4,6 +4,7 @@ RND, SND and SND + entropy as ratios to plain PPO on the pixel task (MiniMontezu
     python benchmarks/bench_ppo.py --part cartpole --purejaxrl PATH   # PATH: a clone of PureJaxRL (its purejaxrl/
                                                                       # folder); needs the bench extra (distrax)
     python benchmarks/bench_ppo.py --part pixels [--seeds 1] [--sizes cpu|gpu]
+    python benchmarks/bench_ppo.py --part flops [--sizes cpu|gpu]
 
 cartpole: one seed, 5e5 steps (976 updates of 4 envs x 128 steps, 4 epochs of 4 minibatches), in one process,
 each side compiled first and then timed over --repeats whole trainings: PureJaxRL's `make_train` (their code,
@@ -11,6 +12,10 @@ imported from PATH, DEBUG off) and ours (the agent's init then every chunk's int
 one device, which is what the harness runs minus its file writes). Steps per second and the ratio.
 pixels: seconds per update for each distillation variant after compilation, and the ratios to plain PPO, at the
 CPU configs' sizes or the GPU configs' (see PIXEL_SIZES).
+flops: the floating-point work of one update per seed for each variant, and its ratio to plain PPO, from the
+agent's own networks and losses (XLA's count of each piece, compiled alone, times how often one update runs it:
+XLA counts a scan's body once, so the whole update's count would be wrong). Environment steps, optimizer updates
+and bookkeeping are left out; on a device where the networks dominate, these ratios are the time ratios.
 """
 import argparse
 import importlib
@@ -25,7 +30,9 @@ import jax  # noqa: E402
 
 import envs  # noqa: E402
 from agents import ppo  # noqa: E402
-from benchmarks.bench_er import machine_and_peak, write_json  # noqa: E402
+from agents import ppo_networks  # noqa: E402
+from agents.components import distillation as distill  # noqa: E402
+from benchmarks.bench_er import flops_of, machine_and_peak, write_json  # noqa: E402
 from experiment.config import load_config, validate  # noqa: E402
 
 PUREJAXRL_CONFIG = {"LR": 2.5e-4, "NUM_ENVS": 4, "NUM_STEPS": 128, "TOTAL_TIMESTEPS": 5e5, "UPDATE_EPOCHS": 4,
@@ -118,9 +125,79 @@ def pixels(seeds: int, repeats: int, sizes: str = "cpu") -> dict:
     return result
 
 
+def update_flops(sizes: str = "cpu") -> dict:
+    """FLOPs of one update per seed for each variant, summed over the pieces the update runs (see the docstring)."""
+    import jax.numpy as jnp
+    result = {}
+    for variant in ("none", "rnd", "snd", "snd_entropy"):
+        raw = load_config("PPO", f"configs/ppo/MiniMontezuma_{sizes}_{variant}.json")
+        config = validate("PPO", {k: v for k, v in raw.items() if k not in ("agent_type", "sweep")})
+        env, env_params = envs.make_from_config(config)
+        obs_shape = tuple(env.observation_space(env_params).shape)
+        num_envs, horizon, epochs = config["num_envs"], config["rollout_length"], config["epochs"]
+        minibatch = num_envs * horizon // config["num_minibatches"]
+        steps = epochs * config["num_minibatches"]  # minibatch steps per update
+        hp = ppo.hyperparams_from_config(config)
+        net = ppo_networks.policy_network(config, env.action_space(env_params).n, 3 if variant == "snd_entropy" else 2)
+        target, predictor = distill.distillation_networks(config["distill_conv_channels"],
+                                                          config["distill_conv_strides"], config["distill_features"])
+        entropy, _ = distill.distillation_networks(config["distill_conv_channels"], config["distill_conv_strides"],
+                                                   config["entropy_features"])
+        key = jax.random.PRNGKey(0)
+        obs = jnp.zeros((1,) + obs_shape, jnp.uint8)
+        view = jnp.zeros((1,) + obs_shape[:2] + (1,))
+        params = {"policy": net.init(key, obs), "target": target.init(key, view), "predictor": predictor.init(key, view),
+                  "entropy": entropy.init(key, view)}
+
+        def count(function, *shapes):
+            args = [jnp.zeros(shape, dtype) for shape, dtype in shapes]
+            return flops_of(jax.jit(function).lower(params, *args).compile())
+
+        def policy_grad(p, o, a):
+            batch = {"obs": o, "action": a, "log_prob": jnp.zeros(len(a)), "advantage": jnp.zeros(len(a)),
+                     "returns": jnp.zeros((len(a), 3 if variant == "snd_entropy" else 2))}
+            return jax.grad(lambda q: ppo_networks.ppo_loss(net.apply, q, batch, hp)[0])(p["policy"])
+
+        def predictor_grad(p, x, z):
+            return jax.grad(lambda q: distill.masked_distillation_loss(key, z, predictor.apply(q, x), 0.25,
+                                                                       "element")[0])(p["predictor"])
+
+        def contrastive_grad(name, network):
+            def grad(p, xa, xb):
+                labels = jnp.zeros(len(xa))
+                return jax.grad(lambda q: distill.contrastive_loss(network.apply(q, xa), network.apply(q, xb),
+                                                                   labels)[0])(p[name])
+            return grad
+
+        def forward(name, network):
+            return lambda p, x: network.apply(p[name], x)
+
+        frames, views = obs_shape, obs_shape[:2] + (1,)
+        total = ((horizon + 1) * count(forward("policy", net), ((num_envs,) + frames, jnp.uint8))
+                 + steps * count(policy_grad, ((minibatch,) + frames, jnp.uint8), ((minibatch,), jnp.int32)))
+        if variant != "none":
+            total += horizon * (count(forward("target", target), ((num_envs,) + views, jnp.float32))
+                                + count(forward("predictor", predictor), ((num_envs,) + views, jnp.float32)))
+            total += steps * count(predictor_grad, ((minibatch,) + views, jnp.float32),
+                                   ((minibatch, config["distill_features"]), jnp.float32))
+            target_once = num_envs * horizon if variant == "rnd" else steps * minibatch  # SND's target moves
+            total += target_once / num_envs * count(forward("target", target), ((num_envs,) + views, jnp.float32))
+        if variant in ("snd", "snd_entropy"):
+            pairs = ((config["snd_pairs"],) + views, jnp.float32)
+            total += steps * count(contrastive_grad("target", target), pairs, pairs)
+        if variant == "snd_entropy":
+            pairs = ((config["snd_pairs"],) + views, jnp.float32)
+            total += horizon * count(forward("entropy", entropy), ((num_envs,) + views, jnp.float32))
+            total += steps * count(contrastive_grad("entropy", entropy), pairs, pairs)
+        result[variant] = total
+        print(f"{variant}: {total / 1e9:.1f} GFLOP per update of {num_envs * horizon} transitions; "
+              f"{total / result['none']:.2f} x plain PPO", flush=True)
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("cartpole", "pixels"), required=True)
+    parser.add_argument("--part", choices=("cartpole", "pixels", "flops"), required=True)
     parser.add_argument("--purejaxrl", default=None, help="a clone of PureJaxRL (for --part cartpole)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--sizes", choices=tuple(PIXEL_SIZES), default="cpu",
@@ -133,6 +210,8 @@ def main(argv=None):
         if not args.purejaxrl or not os.path.exists(os.path.join(args.purejaxrl, "purejaxrl", "ppo.py")):
             parser.error("--part cartpole needs --purejaxrl PATH, a clone of PureJaxRL")
         results["cartpole"] = cartpole(args.purejaxrl, args.repeats)
+    elif args.part == "flops":
+        results["flops"] = update_flops(args.sizes)
     else:
         results["pixels"] = pixels(args.seeds, args.repeats, args.sizes)
     write_json(args.json, results)
