@@ -105,13 +105,17 @@ PIXEL_SIZES = {"cpu": {"eval_frequency": 4096},
                "gpu": {"num_envs": 16, "num_minibatches": 4, "eval_frequency": 2048}}
 
 
+def pixel_config(sizes: str, variant: str, **overrides) -> dict:
+    """The MiniMontezuma config of these sizes and distillation variant, with overrides, validated."""
+    raw = load_config("PPO", f"configs/ppo/MiniMontezuma_{sizes}_{variant}.json")
+    return validate("PPO", {**{k: v for k, v in raw.items() if k not in ("agent_type", "sweep")}, **overrides})
+
+
 def pixels(seeds: int, repeats: int, sizes: str = "cpu") -> dict:
     result = {}
     for variant in ("none", "rnd", "snd", "snd_entropy"):
-        raw = load_config("PPO", f"configs/ppo/MiniMontezuma_{sizes}_{variant}.json")
         overrides = PIXEL_SIZES[sizes]
-        config = validate("PPO", {**{k: v for k, v in raw.items() if k not in ("agent_type", "sweep")},
-                                  "num_seeds": seeds, **overrides, "num_steps": overrides["eval_frequency"] * 4})
+        config = pixel_config(sizes, variant, num_seeds=seeds, **overrides, num_steps=overrides["eval_frequency"] * 4)
         per_update = config["num_envs"] * config["rollout_length"]
         env, env_params = envs.make_from_config(config)
         agent = ppo.make(config, env, env_params)
@@ -130,8 +134,7 @@ def update_flops(sizes: str = "cpu") -> dict:
     import jax.numpy as jnp
     result = {}
     for variant in ("none", "rnd", "snd", "snd_entropy"):
-        raw = load_config("PPO", f"configs/ppo/MiniMontezuma_{sizes}_{variant}.json")
-        config = validate("PPO", {k: v for k, v in raw.items() if k not in ("agent_type", "sweep")})
+        config = pixel_config(sizes, variant)
         env, env_params = envs.make_from_config(config)
         obs_shape = tuple(env.observation_space(env_params).shape)
         num_envs, horizon, epochs = config["num_envs"], config["rollout_length"], config["epochs"]
