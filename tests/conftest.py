@@ -15,11 +15,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _SESSION_CACHE = tempfile.mkdtemp(prefix="seedsuite-test-jax-cache-")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
 
-# LLVM's level-1 optimisation for every program the suite compiles (XLA's default is 2; inherited by the train
-# scripts a test starts). The suite's programs are compiled far more often than they run long, and at level 2
-# LLVM spends most of a small program's compile unrolling the random-number code of tiny shapes: PSDRL's tiny
-# encoder initialisation compiles in 13.6 s at level 2 and 2.5 s at level 1. Results do not change (no
-# fast-math either way): the quickstart's metrics are bit-identical at both levels (README, Tests).
+# LLVM's level-1 optimisation for every program the suite compiles (XLA's default is 3; inherited by the train
+# scripts a test starts). The suite's programs are compiled far more often than they run long, and level 3 spends
+# seconds on the random-number code of small initialisations: PSDRL's tiny encoder's init compiles in 13.6 s at
+# level 3 and 2.5 s at level 1 (its forward pass in 0.2 s). Results do not change (no fast-math at either level):
+# the quickstart's .out is bit-identical at both (docs/harness.md).
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1").strip()
 
