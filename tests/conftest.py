@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import shutil
 import sys
@@ -33,6 +34,38 @@ from experiment import devices  # noqa: E402
 # machine trains the same programs (a run's float rounding depends on its runs per device).
 if devices.DEVICE_COUNT_VARIABLE not in os.environ:
     jax.config.update("jax_num_cpu_devices", 2)
+
+
+# The optional extras (setup.py) and a module each installs. A test that needs one is marked
+# `@pytest.mark.extra("mujoco")`: it skips, naming the extra, when the extra is absent, so the suite passes after the
+# README's install command alone. `.ci/run` runs the suite so, then installs every extra and runs `-m extra`.
+# `@pytest.mark.extra("atari", "mujoco", required=False)` marks a test that runs either way but reaches further with
+# the extras (the config fuzzing), so the second part runs it again.
+EXTRA_MODULES = {"atari": "envpool", "mujoco": "mujoco.mjx", "tensorboard": "tensorboardX"}
+
+
+def extra_installed(name: str) -> bool:
+    module = EXTRA_MODULES[name]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package (mujoco of mujoco.mjx) is absent
+        return False
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "extra(*names, required=True): the test needs (or, with required=False, "
+                                       "reaches further with) these extras; skipped when a required one is absent")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("extra"):
+        unknown = [name for name in mark.args if name not in EXTRA_MODULES]
+        if unknown:
+            raise pytest.UsageError(f"unknown extra {unknown} in {item.nodeid}: one of {sorted(EXTRA_MODULES)}")
+        missing = [name for name in mark.args if not extra_installed(name)]
+        if missing and mark.kwargs.get("required", True):
+            extras = ",".join(missing)
+            pytest.skip(f"the {' and '.join(missing)} extra is not installed (pip install -e \".[{extras}]\")")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -24,9 +24,11 @@ def test_atari_ids_are_refused_without_the_extra(monkeypatch):
         envs.make("MontezumaRevenge-v5")
 
 
-envpool = pytest.importorskip("envpool", reason="the atari extra is not installed")
+# Every test below needs EnvPool (conftest.py skips them without the atari extra); the refusal above runs always.
+requires_atari = pytest.mark.extra("atari")
 
 
+@requires_atari
 def test_protocols_set_every_option_explicitly():
     env, params = envs.make("Pong-v5")  # protocol psdrl by default
     assert env.options == {**atari.PROTOCOLS["psdrl"]}
@@ -39,10 +41,12 @@ def test_protocols_set_every_option_explicitly():
     assert env.options["img_height"] == 42 and env.options["repeat_action_probability"] == 0.25
 
 
+@requires_atari
 @pytest.mark.parametrize("config, message", [({"protocol": "dqn"}, "protocol must be one of"),
                                              ({"img_height": 0}, "'img_height' has the bad value 0"),
                                              ({"repeat_action_probability": 1.5}, "bad value 1.5"),
                                              ({"stack": 4}, "'stack' is not an Atari option")])
+@requires_atari
 def test_bad_atari_options_name_the_key(config, message):
     with pytest.raises(ValueError, match=message):
         envs.make("Pong-v5", **config)
@@ -50,12 +54,14 @@ def test_bad_atari_options_name_the_key(config, message):
         envs.make("Pongg-v5")
 
 
+@requires_atari
 def test_emulated_wrappers_are_refused_for_atari():
     env, params = envs.make("Pong-v5")
     with pytest.raises(envs.pixels.WrapperError, match="'pixels' does not apply to Pong-v5: EnvPool does it"):
         envs.pixels.wrap(env, params, {"pixels": 32})
 
 
+@requires_atari
 def test_nested_vmap_batches_one_host_call_and_auto_resets_in_place():
     """3 runs x 2 environments: six slots from one reset call; an episode cut at 5 agent steps resets in the same
     slot, reports the final frame stack and restarts the step count; the frame stack restarts from the new frame."""
@@ -82,6 +88,7 @@ def test_nested_vmap_batches_one_host_call_and_auto_resets_in_place():
     assert (np.asarray(state.inner.inner.time) == 1).all()
 
 
+@requires_atari
 def test_evaluation_slots_reuse_the_least_recently_used():
     env, params = envs.make("Pong-v5", img_height=16, img_width=16, max_slots=16)
     _, training = jax.vmap(env.reset_env, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(0), 4), params)
@@ -93,6 +100,7 @@ def test_evaluation_slots_reuse_the_least_recently_used():
     assert len(env.pool.last_used) == 16
 
 
+@requires_atari
 def test_montezuma_rooms_from_the_ram_reach_the_dqn_metrics(tmp_path):
     config = config_lib.load_json("configs/dqn_variants/Breakout-MinAtar_DQN.json")
     config.update({"environment": "MontezumaRevenge-v5", "env_config": {"protocol": "rnd", "img_height": 24,

@@ -75,10 +75,11 @@ def test_reset_noise_and_gymnax_api():
     assert bool(jnp.all(rewards <= 1.0))
 
 
+@pytest.mark.extra("mujoco")
 def test_one_step_agreement_with_mujoco_on_a_random_episode_past_the_rail():
     """From each MuJoCo state of a 300-step random-action episode, one control step (2 RK4 substeps) in JAX
     (float32) and in MuJoCo (float64): relative difference below 1e-5 everywhere, the rail's limit included."""
-    mujoco = pytest.importorskip("mujoco", reason="the mujoco extra is not installed")
+    import mujoco
     model = mujoco.MjModel.from_xml_path(XML)
     np.testing.assert_allclose(model.body_mass[1:], [cp.CART_MASS, cp.POLE_MASS], rtol=1e-6)
     data = mujoco.MjData(model)

@@ -28,7 +28,7 @@ def test_without_the_extra_the_tasks_are_refused_naming_it(monkeypatch):
                                      "environment": "Pusher"})
 
 
-requires_mjx = pytest.mark.skipif(not mujoco_tasks.mjx_available(), reason="the mujoco extra is not installed")
+requires_mjx = pytest.mark.extra("mujoco")  # conftest.py skips these without the extra
 if mujoco_tasks.mjx_available():
     import mujoco
 

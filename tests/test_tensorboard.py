@@ -31,8 +31,8 @@ def read_scalars(logdir: str) -> dict:
     return scalars
 
 
+@pytest.mark.extra("tensorboard")
 def test_event_files_hold_the_out_scalars_per_seed_and_mean(tmp_path):
-    pytest.importorskip("tensorboardX", reason="the tensorboard extra is not installed")
     config = validate("ER", dict(TINY))
     result = runner.run(config, dqn.make, seed=0, output=str(tmp_path / "run"), progress=False,
                         tensorboard=str(tmp_path / "tb"))
