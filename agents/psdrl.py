@@ -32,7 +32,7 @@ from agents.psdrl_posterior import refit_posterior
 FIX_FLAGS = {
     "textbook_sampling": "Q1: sample W = mu + sqrt(sigma^2) eps chol(Phi)^T (Cov sigma^2 Phi), not mu + eps sigma^2 Phi",
     "fix_random_action_hidden": "Q3: advance the hidden state with an epsilon-random action too",
-    "fix_initial_prior": "Q2: start from a zero mean and the prior variances times I (not all ones and I + 1e-3)",
+    "fix_initial_prior": "Q2: start from a zero mean and the prior variances times I (not all ones and I + p 1 1^T)",
     "fix_time_limit_terminal": "Q6: store a time-limit cut as not done (only true terminals train the terminal net)",
 }
 
@@ -429,12 +429,13 @@ def make(config, env, env_params) -> Agent:
                   "transition": transition.init(keys[2], latent, jnp.zeros(1, jnp.int32), jnp.zeros((1, gru))),
                   "terminal": terminal.init(keys[3], latent), "value": value.init(keys[4], latent, jnp.zeros((1, gru)))}
         opts = optimizers(hp)
+        row_prior = jnp.array([hp.transition_prior] * embed + [hp.reward_prior])
         if config["fix_initial_prior"]:
             posterior = blr.Posterior(mean=jnp.zeros((embed + 1, features)), scale=jnp.eye(features),
-                                      row_variance=jnp.array([hp.transition_prior] * embed + [hp.reward_prior]),
-                                      ridge=jnp.float32(config["blr_coefficient"]))
+                                      row_variance=row_prior, ridge=jnp.float32(config["blr_coefficient"]),
+                                      shift=jnp.zeros(embed + 1))
         else:
-            posterior = blr.initial_posterior(embed + 1, features, config["blr_coefficient"])
+            posterior = blr.initial_posterior(embed + 1, features, config["blr_coefficient"], row_prior)
         buffer = replay.begin(replay.init(frame), frame)
         return PSDRLState(params=params, target_value=params["value"],
                           opt_states={name: opts[name].init(params[name]) for name in opts}, posterior=posterior,

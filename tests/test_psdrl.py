@@ -178,14 +178,17 @@ def test_fix_flags_initial_prior_and_time_limit_terminal(fixed):
     """Q2: the first sampled W is all ones plus unit noise by default, near zero with fix_initial_prior. Q6: a
     time-limit cut (time_limit 9: ten steps, Q7) is stored as done by default, as not done with the fix."""
     config = tiny(environment="ButtonGrid", env_config={"grid_size": 3}, time_limit=9, fix_initial_prior=fixed,
-                  fix_time_limit_terminal=fixed)
+                  fix_time_limit_terminal=fixed, transition_prior=2e-3, reward_prior=5e-3)
     env, params = envs.make_from_config(config)
     agent = psdrl.make(config, env, params)
     state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
     weights = np.asarray(state.weights)  # 65 x 24 entries
-    if fixed:  # mean 0, standard deviation sigma^2 = 1e-3 (the faithful rule on the fixed prior)
-        assert np.abs(weights).max() < 0.01
-    else:  # mean 1, standard deviation about 1 (eps @ (I + 1e-3))
+    priors = np.array([2e-3] * 64 + [5e-3], np.float32)  # the configured priors, per output row
+    if fixed:  # mean 0, standard deviation sigma^2 (the faithful rule on the fixed prior)
+        np.testing.assert_allclose(state.posterior.row_variance, priors)
+        assert not np.asarray(state.posterior.shift).any() and np.abs(weights).max() < 0.03
+    else:  # mean 1, standard deviation about 1 (eps @ (I + p 1 1^T))
+        np.testing.assert_allclose(state.posterior.shift, priors)
         assert abs(weights.mean() - 1.0) < 0.1 and 0.9 < weights.std() < 1.1
     after, record = jax.jit(agent.interact, static_argnums=3)(state, jax.random.PRNGKey(1), agent.hparams,
                                                               (False, 50))
@@ -193,6 +196,25 @@ def test_fix_flags_initial_prior_and_time_limit_terminal(fixed):
     assert ended.tolist() == [9, 19, 29, 39, 49, 59, 69, 79, 89, 99]  # every 10 steps (ButtonGrid never ends)
     stored_done = np.asarray(after.replay.done)[:100]
     assert stored_done[ended].tolist() == [not fixed] * 10 and not stored_done[np.setdiff1d(np.arange(100), ended)].any()
+
+
+def test_an_exhausted_ridge_ladder_marks_the_run_diverged():
+    """Features of 1e30 overflow the Gram to infinity: no rung of the ridge ladder factors it, the sampled W is not
+    finite, and the check the harness runs after every chunk marks the run diverged (its results are then flagged
+    in the .out, never silently kept as a policy that always takes action 0)."""
+    config = tiny(environment="ButtonGrid", env_config={"grid_size": 3}, time_limit=9)
+    env, params = envs.make_from_config(config)
+    agent = psdrl.make(config, env, params)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    huge = jax.tree_util.tree_map_with_path(
+        lambda path, x: x * 1e30 if "features" in jax.tree_util.keystr(path) else x, state.params["transition"])
+    state = state.replace(params={**state.params, "transition": huge})
+    assert bool(runner.all_finite(agent.saved_params(state)))
+    after, metrics = jax.jit(agent.interact, static_argnums=3)(state, jax.random.PRNGKey(1), agent.hparams, (True, 50))
+    assert int(after.episodes_done) > 0 and float(metrics["ridge"]) == 1e8  # the top of the ladder: 100 * 10^6
+    assert not np.isfinite(np.asarray(after.weights)).all()
+    finite = runner.all_finite(agent.saved_params(after))
+    assert runner.diverged_runs(np.zeros(1, bool), np.asarray(finite)[None], {}).tolist() == [True]
 
 
 def published(**changes):
