@@ -199,6 +199,11 @@ def lookahead(config, num_actions: int, transition, terminal, value):
 
 def make(config, env, env_params) -> Agent:
     num_actions = env.action_space(env_params).n
+    external = getattr(env, "external_state", False)
+    if external and config["time_limit"] < env_params.max_steps_in_episode:
+        raise ConfigError(f"time_limit ({config['time_limit']}) is below {env.name}'s own episode cap "
+                          f"({env_params.max_steps_in_episode} agent steps), which ends its episodes and resets it outside JAX: "
+                          f"lower that cap instead (Atari: env_config max_episode_steps)")
     autoencoder, encoder, transition, terminal, value = networks(config, num_actions)
     embed, gru = config["embed_dim"], config["gru_dim"]
     features = config["transition_hidden_dim"] + gru
@@ -396,23 +401,35 @@ def make(config, env, env_params) -> Agent:
             advanced = jnp.where(explore, hidden, advanced)
         return action, advanced
 
+    def step_environment(state: PSDRLState, action, step_key, reset_key):
+        """(next frame, the first frame of the next episode where this one ended, env state, reward, terminated,
+        done). The training cap is time_limit + 1 steps (Q7)."""
+        if external:
+            # An emulator resets itself on the host, in place, only when its episode ends (as the shared loop
+            # steps it): never a reset per step. make() refused a time_limit below the emulator's own cap.
+            frame, env_state, reward, terminated, truncated, info = env.step(step_key, state.env_state, action,
+                                                                             env_params)
+            return info["final_observation"], frame, env_state, reward, terminated, terminated | truncated, info
+        next_frame, env_state, reward, terminated, info = env.step_env(step_key, state.env_state, action, env_params)
+        done = terminated | env.is_truncated(env_state, env_params) | (state.episode_step >= time_limit)
+        reset_frame, reset_state = env.reset_env(reset_key, env_params)
+        env_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, env_state)
+        return next_frame, reset_frame, env_state, reward, terminated, done, info
+
     def env_step(state: PSDRLState, key, hp: PSDRLHyperparams):
         act_key, env_key, reset_key = jax.random.split(key, 3)
         action, hidden = choose(state, act_key, hp)
-        next_frame, env_state, reward, terminated, info = env.step_env(env_key, state.env_state, action, env_params)
-        # A time-limit cut is stored as a true terminal (Q6); the training cap is time_limit + 1 steps (Q7).
-        done = terminated | env.is_truncated(env_state, env_params) | (state.episode_step >= time_limit)
-        stored_done = terminated if config["fix_time_limit_terminal"] else done
+        next_frame, reset_frame, env_state, reward, terminated, done, info = step_environment(state, action, env_key,
+                                                                                             reset_key)
+        stored_done = terminated if config["fix_time_limit_terminal"] else done  # a time-limit cut is terminal (Q6)
         score = info.get("raw_reward", reward).astype(jnp.float32)
         buffer = replay.add(state.replay, action, jnp.tanh(reward.astype(jnp.float32)), next_frame, stored_done,
                             score)
         buffer = jax.tree.map(lambda c, b: jnp.where(done, c, b), replay.commit(buffer), buffer)
-        reset_frame, reset_state = env.reset_env(reset_key, env_params)
         buffer = jax.tree.map(lambda n, b: jnp.where(done, n, b), replay.begin(buffer, reset_frame), buffer)
         episode_return, episode_length = state.episode_return + score, state.episode_step + 1
         state = state.replace(
-            replay=buffer, hidden=hidden, env_steps=state.env_steps + 1,
-            env_state=jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, env_state),
+            replay=buffer, hidden=hidden, env_steps=state.env_steps + 1, env_state=env_state,
             frame=jnp.where(done, reset_frame, next_frame), episode_step=jnp.where(done, 0, state.episode_step + 1),
             episodes_done=state.episodes_done + done, episode_return=jnp.where(done, 0.0, episode_return))
         record = {"episode_ended": done, "episode_return": episode_return,

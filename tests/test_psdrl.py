@@ -217,6 +217,90 @@ def test_an_exhausted_ridge_ladder_marks_the_run_diverged():
     assert runner.diverged_runs(np.zeros(1, bool), np.asarray(finite)[None], {}).tolist() == [True]
 
 
+class CountingExternalCatch:
+    """Rendered Catch posing as an environment that lives outside JAX (as EnvPool's Atari does): `step` resets an
+    ended episode itself, and every reset -- a fresh one through reset_env, or an automatic one in `step` -- is
+    counted on the host through a callback whose result the step uses (so it is never compiled away)."""
+
+    external_state = True
+
+    def __init__(self, env, params):
+        self.env, self.params, self.resets = env, params, 0
+
+    def __getattr__(self, name):  # action_space, observation_space, is_truncated, name, ...
+        return getattr(self.env, name)
+
+    def count(self, mask, x):
+        """Adds the number of True entries of mask to the host counter; returns x unchanged (through the host, so
+        the callback sits on the data path and runs exactly once per call)."""
+        def host(mask, x):  # vmapped: x has the batch axes in front, mask too or size-1 axes where not batched
+            self.resets += int(np.sum(np.broadcast_to(mask, x.shape[:x.ndim - event_ndim])))
+            return x
+
+        event_ndim = x.ndim
+        return jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), mask, x, vmap_method="expand_dims")
+
+    def reset_env(self, key, params):
+        obs, state = self.env.reset_env(key, params)
+        return self.count(jnp.bool_(True), obs), state
+
+    def reset(self, key, params=None):
+        return self.reset_env(key, params)
+
+    def step_env(self, key, state, action, params):
+        return self.env.step_env(key, state, action, params)
+
+    def step(self, key, state, action, params=None):
+        step_key, reset_key = jax.random.split(key)
+        obs, stepped, reward, terminated, info = self.env.step_env(step_key, state, action, params)
+        truncated = self.env.is_truncated(stepped, params)
+        done = terminated | truncated
+        reset_obs, reset_state = self.env.reset_env(reset_key, params)
+        reset_obs = self.count(done, reset_obs)
+        state = jax.tree.map(lambda r, x: jnp.where(done, r, x), reset_state, stepped)
+        info = {**info, "final_observation": obs}
+        return jnp.where(done, reset_obs, obs), state, reward, terminated, truncated, info
+
+
+def test_an_external_environment_is_reset_once_per_episode_and_evaluation():
+    """Through an environment that resets itself (the Atari path), 2 seeds x 100 steps of rendered Catch (episodes
+    of 9 steps) and one test episode each: resets = the 2 initial ones + the episodes ended + the 2 evaluations,
+    not one per step. The replay keeps each step's own next frame: the post-step frame within an episode, the last
+    frame (not the next episode's first) at its end."""
+    config = tiny(environment="Catch-bsuite", env_config={}, env_wrappers={"pixels": 64}, time_limit=1000)
+    inner, params = envs.make_from_config(config)
+    env = CountingExternalCatch(inner, params)
+    with pytest.raises(config_lib.ConfigError, match=r"time_limit \(20\) is below Catch-bsuite's own episode cap "
+                                                     r"\(1000 agent steps\)"):
+        psdrl.make({**config, "time_limit": 20}, env, params)
+    agent = psdrl.make(config, env, params)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    hparams = jax.tree.map(lambda x: jnp.stack([x, x]), agent.hparams)
+    state = jax.jit(jax.vmap(agent.init))(keys, hparams)
+    interact = jax.jit(jax.vmap(lambda s, k, h: agent.interact(s, k, h, (True, 50))))
+    state, metrics = interact(state, jax.random.split(jax.random.PRNGKey(1), 2), hparams)
+    scores = jax.jit(jax.vmap(agent.evaluate))(state, jax.random.split(jax.random.PRNGKey(2), 2), hparams)
+    jax.block_until_ready(scores)  # the host counter is up to date once the programs have run
+    episodes = int(np.sum(np.asarray(state.episodes_done)))
+    assert episodes == 2 * (100 // 9) and np.asarray(metrics["episode_ended"]).sum() == episodes
+    assert env.resets == 2 + episodes + 2
+    replay = jax.tree.map(lambda x: np.asarray(x)[0], state.replay)
+    for t in range(98):  # seed 0's first 99 steps sit in ring slots 0..98 (the ring has not wrapped)
+        following = np.asarray(make_replay_observation(config, replay, t + 1))
+        if replay.done[t]:
+            assert not np.array_equal(replay.next_frame[t], following) and replay.is_start[t + 1]
+        else:
+            np.testing.assert_array_equal(replay.next_frame[t], following)
+    assert replay.done[:99].sum() == 99 // 9
+
+
+def make_replay_observation(config, replay_state, index):
+    """The observation the replay reconstructs at ring slot `index` (its reset frame at an episode's start)."""
+    replay = make_episode_replay(ring=replay_state.action.shape[0], episodes=replay_state.valid.shape[0],
+                                 capacity=config["replay_capacity"], batch=1, sequence=1)
+    return replay.observation(replay_state, jnp.asarray(index))
+
+
 def published(**changes):
     """The published network sizes and priors (every default), on rendered ProcMaze, at a tiny schedule."""
     raw = {"environment": "ProcMaze", "env_config": {"grid_size": 4}, "env_wrappers": {"pixels": 64},
