@@ -80,7 +80,10 @@ CONFIG_KEYS = {
     "fix_random_action_hidden": flag(FIX_FLAGS["fix_random_action_hidden"]),
     "fix_initial_prior": flag(FIX_FLAGS["fix_initial_prior"]),
     "fix_time_limit_terminal": flag(FIX_FLAGS["fix_time_limit_terminal"]),
-    # seedsuite extension (not in the published code)
+    # seedsuite extensions (not in the published code)
+    "oracle_lookahead": flag("diagnostic ablation: the look-ahead, acting and in the value targets, takes each "
+                             "action's true tanh reward and terminal from the environment (a copy of its state "
+                             "stepped once per action) instead of the sampled model's; deterministic environments"),
     "reward_loss_weight": positive_float("weight of the reward among the transition model's E + 1 squared errors "
                                          "(1: the published plain mean, Q11)", default=1.0),
 }
@@ -152,6 +155,8 @@ class PSDRLState:
     episode_return: jax.Array
     env_steps: jax.Array
     ridge: jax.Array  # the ridge c of the last posterior solve (logged)
+    # (ring, A, 2): for each stored step, every action's true (tanh reward, terminal) (oracle_lookahead; else 1 row)
+    true_outcomes: jax.Array
 
 
 def networks(config, num_actions: int):
@@ -189,8 +194,11 @@ def lookahead(config, num_actions: int, transition, terminal, value):
         next_latent, reward = output[:, :embed], output[:, embed]
         return next_latent, reward, terminal.apply(params["terminal"], next_latent), next_hidden
 
-    def action_values(params, value_params, weights, latent, hidden, discount):
+    def action_values(params, value_params, weights, latent, hidden, discount, outcomes=None):
+        """outcomes (A, 2): the true (reward, terminal) per action, replacing the model's (oracle_lookahead)."""
         next_latent, reward, done, next_hidden = predict(params, weights, latent, hidden)
+        if outcomes is not None:
+            reward, done = outcomes[:, 0], outcomes[:, 1]
         continues = (done < threshold).astype(jnp.float32)
         return reward + discount * value.apply(value_params, next_latent, next_hidden) * continues, next_hidden
 
@@ -222,6 +230,16 @@ def make(config, env, env_params) -> Agent:
                 "terminal": adam(hp.terminal_learning_rate), "value": adam(hp.value_learning_rate)}
 
     predict, action_values = lookahead(config, num_actions, transition, terminal, value)
+    oracle = config["oracle_lookahead"]
+
+    def true_outcomes(env_state, key):
+        """(A, 2): each action's true (tanh reward, terminal), from stepping a copy of env_state once per action."""
+        def outcome(action):
+            _, stepped, reward, terminated, _ = env.step_env(key, env_state, action, env_params)
+            done = terminated | env.is_truncated(stepped, env_params)
+            return jnp.stack([jnp.tanh(reward.astype(jnp.float32)), done.astype(jnp.float32)])
+
+        return jax.vmap(outcome)(jnp.arange(num_actions))
 
     # --- trainers (psdrl.md 2, 3, 5), masked steps leave params and Adam state as they were ---------------
     def keep_if(active, new, old):
@@ -302,23 +320,24 @@ def make(config, env, env_params) -> Agent:
         params = {**params, "transition": trans_params, "terminal": term_params}
         return params, {**opt_states, "transition": trans_opt, "terminal": term_opt}, trans_loss[last], term_loss[last]
 
-    def value_targets(params, target_params, weights, latent, hidden, discount):
+    def value_targets(params, target_params, weights, latent, hidden, discount, outcomes=None):
         """y = max_a [r_a + gamma V_target(s'_a, h'_a) 1(terminal_a < threshold)] per sequence, and the h'_a."""
-        q, next_hidden = jax.vmap(action_values, in_axes=(None, None, None, 0, 0, None))(
-            params, target_params, weights, latent, hidden, discount)
+        q, next_hidden = jax.vmap(action_values, in_axes=(None, None, None, 0, 0, None, 0))(
+            params, target_params, weights, latent, hidden, discount, outcomes)
         return jnp.max(q, axis=-1), next_hidden
 
-    def train_value(params, value_params, target_params, opt_state, weights, sequences, hp):
+    def train_value(params, value_params, target_params, opt_state, weights, sequences, outcomes, hp):
         """Fitted Bellman iteration on real replay states with one imagined step (Eq. 5): the target copied every
-        target_update_freq steps of the sequence; h follows the action taken in the data."""
+        target_update_freq steps of the sequence; h follows the action taken in the data. outcomes (B, T, A, 2):
+        the steps' true outcomes (oracle_lookahead), else None."""
         optimizer = optimizers(hp)["value"]
         latent = encoder.apply(params["autoencoder"], unit_float(sequences.obs))  # (B, T, E)
 
         def step(carry, item):
             value_params, target_params, opt_state, hidden = carry
-            index, s, a, mask = item
+            index, s, a, mask, outcome = item
             target_params = keep_if(index % config["target_update_freq"] == 0, value_params, target_params)
-            y, next_hidden = value_targets(params, target_params, weights, s, hidden, hp.discount)
+            y, next_hidden = value_targets(params, target_params, weights, s, hidden, hp.discount, outcome)
 
             def loss(p):
                 return jnp.mean((value.apply(p, s, hidden) - jax.lax.stop_gradient(y)) ** 2)
@@ -330,7 +349,8 @@ def make(config, env, env_params) -> Agent:
             hidden = jnp.take_along_axis(next_hidden, a[:, None, None], axis=1)[:, 0]
             return (value_params, target_params, opt_state, hidden), loss_value
 
-        items = (jnp.arange(sequence), jnp.moveaxis(latent, 1, 0), sequences.action.T, sequences.mask[0])
+        items = (jnp.arange(sequence), jnp.moveaxis(latent, 1, 0), sequences.action.T, sequences.mask[0],
+                 None if outcomes is None else jnp.moveaxis(outcomes, 1, 0))
         (value_params, target_params, opt_state, _), losses = jax.lax.scan(
             step, (value_params, target_params, opt_state, jnp.zeros((batch, gru))), items)
         return value_params, target_params, opt_state, losses[jnp.maximum(sequences.length - 1, 0)]
@@ -365,8 +385,9 @@ def make(config, env, env_params) -> Agent:
 
         def value_round(carry, seqs):
             value_params, target_params, opt_state = carry
+            outcomes = state.true_outcomes[seqs.index] if oracle else None
             value_params, target_params, opt_state, loss = train_value(params, value_params, target_params, opt_state,
-                                                                       weights, seqs, hp)
+                                                                       weights, seqs, outcomes, hp)
             return (value_params, target_params, opt_state), loss
 
         (value_params, target_value, value_opt), value_losses = repeat(
@@ -389,8 +410,9 @@ def make(config, env, env_params) -> Agent:
         noise_key, random_key, tie_key = jax.random.split(key, 3)
         hidden = jnp.where(state.episode_step == 0, 0.0, state.hidden)
         latent = encoder.apply(state.params["autoencoder"], unit_float(state.frame))
+        outcomes = true_outcomes(state.env_state, jax.random.fold_in(key, 1)) if oracle else None
         q, next_hidden = action_values(state.params, state.params["value"], state.weights, latent, hidden,
-                                       hp.discount)
+                                       hp.discount, outcomes)
         best = jnp.max(q)
         ties = jnp.abs(q - best) <= 1e-8 + 1e-5 * jnp.abs(best)
         greedy = jax.random.categorical(tie_key, jnp.where(ties, 0.0, -jnp.inf))
@@ -419,6 +441,9 @@ def make(config, env, env_params) -> Agent:
     def env_step(state: PSDRLState, key, hp: PSDRLHyperparams):
         act_key, env_key, reset_key = jax.random.split(key, 3)
         action, hidden = choose(state, act_key, hp)
+        if oracle:  # kept beside the ring slot this step is written to, for the value targets
+            state = state.replace(true_outcomes=state.true_outcomes.at[state.replay.write].set(
+                true_outcomes(state.env_state, jax.random.fold_in(env_key, 1))))
         next_frame, reset_frame, env_state, reward, terminated, done, info = step_environment(state, action, env_key,
                                                                                              reset_key)
         stored_done = terminated if config["fix_time_limit_terminal"] else done  # a time-limit cut is terminal (Q6)
@@ -458,7 +483,8 @@ def make(config, env, env_params) -> Agent:
                           opt_states={name: opts[name].init(params[name]) for name in opts}, posterior=posterior,
                           weights=blr.sample(keys[5], posterior, textbook), replay=buffer, env_state=env_state,
                           frame=frame, hidden=jnp.zeros(gru), episode_step=jnp.int32(0), episodes_done=jnp.int32(0),
-                          episode_return=jnp.float32(0), env_steps=jnp.int32(0), ridge=posterior.ridge)
+                          episode_return=jnp.float32(0), env_steps=jnp.int32(0), ridge=posterior.ridge,
+                          true_outcomes=jnp.zeros((buffer.action.shape[0] if oracle else 1, num_actions, 2)))
 
     def chunk_phase(time_step: int, train: bool):
         """The segment length of the chunk starting at time_step (static: one compiled program per length)."""
@@ -513,4 +539,4 @@ def make(config, env, env_params) -> Agent:
         return {**state.params, "posterior_mean": state.posterior.mean, "sampled_weights": state.weights}
 
     return Agent(init=init, interact=interact, evaluate=evaluate, saved_params=saved_params,
-                 hparams=hyperparams_from_config(config), chunk_phase=chunk_phase)
+                 hparams=hyperparams_from_config(config), chunk_phase=chunk_phase, act=choose)

@@ -15,6 +15,9 @@ class Agent(NamedTuple):
         time_step (PSDRL: its acting segment length); one compiled program per distinct value
     learned_params(state) -> pytree, optional: what the harness checks for NaN and infinities after every chunk to
         mark a run diverged (default: saved_params; an agent whose saved pytree holds NaN by design narrows it)
+    act(state, key, hparams) -> (action, memory), optional: the behaviour policy's action on the state's current
+        observation and the per-step memory it advances to (PSDRL: the GRU state); for diagnostics that drive
+        episodes themselves (psdrl_moves.py)
     """
 
     init: Callable[..., Any]
@@ -24,3 +27,4 @@ class Agent(NamedTuple):
     hparams: Any
     chunk_phase: Callable[..., Any] | None = None
     learned_params: Callable[..., Any] | None = None
+    act: Callable[..., Any] | None = None

@@ -42,6 +42,7 @@ class Sequences(NamedTuple):
     done: jax.Array
     mask: jax.Array  # (B, T) bool: step j < T_eff
     length: jax.Array  # T_eff
+    index: jax.Array  # (B, T) the steps' ring slots (for what an agent keeps beside the ring)
 
 
 class EpisodeReplay(NamedTuple):
@@ -129,7 +130,8 @@ def make_episode_replay(ring: int, episodes: int, capacity: int, batch: int, seq
         index = (state.start[chosen][:, None] + offsets[:, None] + steps[None, :]) % ring
         mask = jnp.broadcast_to((steps[None, :] < t_eff) & any_eligible, (batch, sequence))
         return Sequences(obs=observation(state, index), action=state.action[index], reward=state.reward[index],
-                         next_obs=state.next_frame[index], done=state.done[index], mask=mask, length=t_eff)
+                         next_obs=state.next_frame[index], done=state.done[index], mask=mask, length=t_eff,
+                         index=index)
 
     return EpisodeReplay(init=init, begin=begin, add=add, commit=commit, sample=sample, observation=observation,
                          stored=stored)
