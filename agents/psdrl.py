@@ -1,10 +1,10 @@
 """PSDRL (Sasso et al. 2023): posterior sampling with a latent GRU world model and a Bayesian last layer.
 
-Reads top to bottom: config keys -> hyperparameters -> state -> networks -> one-step look-ahead -> the three
-trainers (autoencoder, transition + terminal by truncated BPTT, value through the sampled model) ->
-one model update -> acting -> chunk -> test episode. The networks are in agents/psdrl_networks.py, the
-posterior in agents/components/blr.py, the replay in agents/components/episode_replay.py, the posterior
-refit over the whole buffer in agents/psdrl_posterior.py. Faithful to the published code by default
+Reads top to bottom: config keys -> hyperparameters -> state -> networks -> one-step look-ahead -> one model
+update -> acting -> chunk -> test episode. The networks are in agents/psdrl_networks.py, the three trainers
+(autoencoder, transition + terminal by truncated BPTT, value through the sampled model) in
+agents/psdrl_trainers.py, the posterior in agents/components/blr.py, the replay in
+agents/components/episode_replay.py, the posterior refit over the whole buffer in agents/psdrl_posterior.py. Faithful to the published code by default
 (psdrl.md section 9); FIX_FLAGS lists the opt-in fixes.
 
 Schedule (psdrl.md 8.2): a chunk of the harness is `segments` scans of `segment` acting steps, each followed
@@ -17,7 +17,6 @@ from typing import Any
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from agents import psdrl_networks as nets
@@ -28,6 +27,7 @@ from agents.components.config_keys import (AgentSchema, ConfigError, flag, hyper
 from agents.components.episode_replay import make_episode_replay
 from agents.components.networks import unit_float
 from agents.psdrl_posterior import refit_posterior
+from agents.psdrl_trainers import make_trainers
 
 FIX_FLAGS = {
     "textbook_sampling": "Q1: sample W = mu + sqrt(sigma^2) eps chol(Phi)^T (Cov sigma^2 Phi), not mu + eps sigma^2 Phi",
@@ -215,19 +215,12 @@ def make(config, env, env_params) -> Agent:
     autoencoder, encoder, transition, terminal, value = networks(config, num_actions)
     embed, gru = config["embed_dim"], config["gru_dim"]
     features = config["transition_hidden_dim"] + gru
-    batch, sequence, window = config["batch_size"], config["sequence_length"], config["window_length"] + 1
+    batch, sequence = config["batch_size"], config["sequence_length"]
     textbook = config["textbook_sampling"]
     time_limit, chunk_length = config["time_limit"], config["eval_frequency"]
     replay = make_episode_replay(ring=config["replay_capacity"] + 2 * (time_limit + 2),
                                  episodes=config["episode_table_size"], capacity=config["replay_capacity"],
                                  batch=batch, sequence=sequence)
-
-    def adam(learning_rate):
-        return optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-
-    def optimizers(hp: PSDRLHyperparams):
-        return {"autoencoder": adam(hp.representation_learning_rate), "transition": adam(hp.transition_learning_rate),
-                "terminal": adam(hp.terminal_learning_rate), "value": adam(hp.value_learning_rate)}
 
     predict, action_values = lookahead(config, num_actions, transition, terminal, value)
     oracle = config["oracle_lookahead"]
@@ -241,119 +234,8 @@ def make(config, env, env_params) -> Agent:
 
         return jax.vmap(outcome)(jnp.arange(num_actions))
 
-    # --- trainers (psdrl.md 2, 3, 5), masked steps leave params and Adam state as they were ---------------
-    def keep_if(active, new, old):
-        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old)
-
-    def train_autoencoder(params, opt_state, sequences, hp):
-        """One Adam step per sequence on its frames' pixel MSE (masked mean over the T_eff real steps)."""
-        optimizer = optimizers(hp)["autoencoder"]
-
-        def step(carry, item):
-            params, opt_state = carry
-            frames, mask = item
-
-            def loss(p):
-                error = (autoencoder.apply(p, frames) - frames) ** 2
-                per_frame = jnp.mean(error, axis=(1, 2, 3))
-                return jnp.sum(per_frame * mask) / jnp.maximum(jnp.sum(mask), 1)
-
-            value_, grads = jax.value_and_grad(loss)(params)
-            updates, new_opt = optimizer.update(grads, opt_state, params)
-            new = (optax.apply_updates(params, updates), new_opt)
-            return keep_if(jnp.any(mask), new, (params, opt_state)), value_
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state),
-                                                   (unit_float(sequences.obs), sequences.mask))
-        return params, opt_state, losses[-1]
-
-    def train_transition(params, opt_states, sequences, hp):
-        """Truncated BPTT in windows of window_length + 1 steps from h = 0 (Q10, Q15): per window the summed
-        transition and terminal MSEs / the window's real steps, one Adam step each, h carried detached."""
-        opts = optimizers(hp)
-        latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.obs)))
-        next_latent = jax.lax.stop_gradient(encoder.apply(params["autoencoder"], unit_float(sequences.next_obs)))
-        targets = jnp.concatenate([next_latent, sequences.reward[..., None]], axis=-1)
-        output_weights = jnp.ones(embed + 1).at[embed].set(hp.reward_loss_weight)
-        num_windows = -(-sequence // window)
-        pad = num_windows * window - sequence
-
-        def windows(x):  # (B, T, ...) -> (windows, window, B, ...)
-            x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-            return jnp.moveaxis(x.reshape((batch, num_windows, window) + x.shape[2:]), 0, 2)
-
-        def window_step(carry, item):
-            trans_params, term_params, trans_opt, term_opt, hidden = carry
-            s, a, y, s1, done, mask = item
-
-            def loss(trans_params, term_params):
-                def step(h, inputs):
-                    s, a, y, s1, done, m = inputs
-                    h, _, prediction = transition.apply(trans_params, s, a, h)
-                    trans = jnp.mean((prediction - y) ** 2 * output_weights, axis=-1)
-                    term = (terminal.apply(term_params, s1) - done.astype(jnp.float32)) ** 2
-                    return h, (trans * m, term * m)
-
-                h, (trans, term) = jax.lax.scan(step, hidden, (s, a, y, s1, done, mask))
-                count = jnp.maximum(jnp.sum(mask[:, 0]), 1)  # real steps in the window (the same for every sequence)
-                return jnp.sum(jnp.mean(trans, axis=1)) / count + jnp.sum(jnp.mean(term, axis=1)) / count, (h, trans,
-                                                                                                           term, count)
-
-            (_, (h, trans, term, count)), (g_trans, g_term) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-                trans_params, term_params)
-            u, new_trans_opt = opts["transition"].update(g_trans, trans_opt, trans_params)
-            v, new_term_opt = opts["terminal"].update(g_term, term_opt, term_params)
-            new = (optax.apply_updates(trans_params, u), optax.apply_updates(term_params, v), new_trans_opt, new_term_opt)
-            active = jnp.any(mask)
-            trans_params, term_params, trans_opt, term_opt = keep_if(active, new, (trans_params, term_params,
-                                                                                   trans_opt, term_opt))
-            losses = (jnp.sum(jnp.mean(trans, axis=1)) / count, jnp.sum(jnp.mean(term, axis=1)) / count)
-            return (trans_params, term_params, trans_opt, term_opt, jax.lax.stop_gradient(h)), (losses, active)
-
-        carry = (params["transition"], params["terminal"], opt_states["transition"], opt_states["terminal"],
-                 jnp.zeros((batch, gru)))
-        items = tuple(windows(x) for x in (latent, sequences.action, targets, next_latent, sequences.done,
-                                           sequences.mask))
-        (trans_params, term_params, trans_opt, term_opt, _), ((trans_loss, term_loss), active) = jax.lax.scan(
-            window_step, carry, items)
-        last = jnp.maximum(jnp.sum(active) - 1, 0)
-        params = {**params, "transition": trans_params, "terminal": term_params}
-        return params, {**opt_states, "transition": trans_opt, "terminal": term_opt}, trans_loss[last], term_loss[last]
-
-    def value_targets(params, target_params, weights, latent, hidden, discount, outcomes=None):
-        """y = max_a [r_a + gamma V_target(s'_a, h'_a) 1(terminal_a < threshold)] per sequence, and the h'_a."""
-        q, next_hidden = jax.vmap(action_values, in_axes=(None, None, None, 0, 0, None, 0))(
-            params, target_params, weights, latent, hidden, discount, outcomes)
-        return jnp.max(q, axis=-1), next_hidden
-
-    def train_value(params, value_params, target_params, opt_state, weights, sequences, outcomes, hp):
-        """Fitted Bellman iteration on real replay states with one imagined step (Eq. 5): the target copied every
-        target_update_freq steps of the sequence; h follows the action taken in the data. outcomes (B, T, A, 2):
-        the steps' true outcomes (oracle_lookahead), else None."""
-        optimizer = optimizers(hp)["value"]
-        latent = encoder.apply(params["autoencoder"], unit_float(sequences.obs))  # (B, T, E)
-
-        def step(carry, item):
-            value_params, target_params, opt_state, hidden = carry
-            index, s, a, mask, outcome = item
-            target_params = keep_if(index % config["target_update_freq"] == 0, value_params, target_params)
-            y, next_hidden = value_targets(params, target_params, weights, s, hidden, hp.discount, outcome)
-
-            def loss(p):
-                return jnp.mean((value.apply(p, s, hidden) - jax.lax.stop_gradient(y)) ** 2)
-
-            loss_value, grads = jax.value_and_grad(loss)(value_params)
-            updates, new_opt = optimizer.update(grads, opt_state, value_params)
-            new = (optax.apply_updates(value_params, updates), new_opt)
-            value_params, opt_state = keep_if(mask, new, (value_params, opt_state))
-            hidden = jnp.take_along_axis(next_hidden, a[:, None, None], axis=1)[:, 0]
-            return (value_params, target_params, opt_state, hidden), loss_value
-
-        items = (jnp.arange(sequence), jnp.moveaxis(latent, 1, 0), sequences.action.T, sequences.mask[0],
-                 None if outcomes is None else jnp.moveaxis(outcomes, 1, 0))
-        (value_params, target_params, opt_state, _), losses = jax.lax.scan(
-            step, (value_params, target_params, opt_state, jnp.zeros((batch, gru))), items)
-        return value_params, target_params, opt_state, losses[jnp.maximum(sequences.length - 1, 0)]
+    train = make_trainers(config, autoencoder, encoder, transition, terminal, value, action_values)
+    keep_if = train.keep_if
 
     # --- one model update (psdrl.md 6.2) ---------------------------------------------------------------
     def update(state: PSDRLState, key, hp: PSDRLHyperparams):
@@ -366,14 +248,14 @@ def make(config, env, env_params) -> Agent:
 
         (ae_params, ae_opt), ae_losses = repeat(
             ae_key, config["representation_training_iterations"],
-            lambda c, seqs: (lambda out: ((out[0], out[1]), out[2]))(train_autoencoder(c[0], c[1], seqs, hp)),
+            lambda c, seqs: (lambda out: ((out[0], out[1]), out[2]))(train.autoencoder(c[0], c[1], seqs, hp)),
             (params["autoencoder"], opt_states["autoencoder"]))
         params = {**params, "autoencoder": ae_params}
         opt_states = {**opt_states, "autoencoder": ae_opt}
 
         def transition_round(carry, seqs):
             params, opt_states = carry
-            params, opt_states, trans_loss, term_loss = train_transition(params, opt_states, seqs, hp)
+            params, opt_states, trans_loss, term_loss = train.transition(params, opt_states, seqs, hp)
             return (params, opt_states), (trans_loss, term_loss)
 
         (params, opt_states), (trans_losses, term_losses) = repeat(
@@ -386,7 +268,7 @@ def make(config, env, env_params) -> Agent:
         def value_round(carry, seqs):
             value_params, target_params, opt_state = carry
             outcomes = state.true_outcomes[seqs.index] if oracle else None
-            value_params, target_params, opt_state, loss = train_value(params, value_params, target_params, opt_state,
+            value_params, target_params, opt_state, loss = train.value(params, value_params, target_params, opt_state,
                                                                        weights, seqs, outcomes, hp)
             return (value_params, target_params, opt_state), loss
 
@@ -470,7 +352,7 @@ def make(config, env, env_params) -> Agent:
         params = {"autoencoder": autoencoder.init(keys[1], dummy),
                   "transition": transition.init(keys[2], latent, jnp.zeros(1, jnp.int32), jnp.zeros((1, gru))),
                   "terminal": terminal.init(keys[3], latent), "value": value.init(keys[4], latent, jnp.zeros((1, gru)))}
-        opts = optimizers(hp)
+        opts = train.optimizers(hp)
         row_prior = jnp.array([hp.transition_prior] * embed + [hp.reward_prior])
         if config["fix_initial_prior"]:
             posterior = blr.Posterior(mean=jnp.zeros((embed + 1, features)), scale=jnp.eye(features),
