@@ -217,6 +217,33 @@ def test_an_exhausted_ridge_ladder_marks_the_run_diverged():
     assert runner.diverged_runs(np.zeros(1, bool), np.asarray(finite)[None], {}).tolist() == [True]
 
 
+def test_the_oracle_lookahead_takes_the_true_reward_and_terminal():
+    """oracle_lookahead on rendered Catch, one step before the ball lands: the true terminal masks V and the true
+    reward (tanh of +-1) decides, so the act is the catching move whenever the ball is within reach, whatever the
+    (untrained) model says; ball_x 1, 2, 3 from the middle column need left, stay, right."""
+    config = tiny(environment="Catch-bsuite", env_config={}, env_wrappers={"pixels": 64}, time_limit=20,
+                  oracle_lookahead=True, policy_noise=0.0)
+    env, params = envs.make_from_config(config)
+    agent = psdrl.make(config, env, params)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+
+    @jax.jit
+    def act_before_landing(state, key):
+        frame, env_state = env.reset(key, params)
+        for _ in range(8):  # the paddle stays in the middle column; the ball falls to row 8
+            frame, env_state, _, _, _ = env.step_env(key, env_state, 1, params)
+        action, _ = agent.act(state.replace(frame=frame, env_state=env_state, episode_step=jnp.int32(8)),
+                              jax.random.PRNGKey(3), agent.hparams)
+        return env.unwrapped_state(env_state).ball_x, action
+
+    reachable = {}
+    for seed in range(40):
+        ball_x, action = act_before_landing(state, jax.random.PRNGKey(seed))
+        if abs(int(ball_x) - 2) <= 1:
+            reachable.setdefault(int(ball_x), set()).add(int(action))
+    assert reachable == {1: {0}, 2: {1}, 3: {2}}, reachable
+
+
 class CountingExternalCatch:
     """Rendered Catch posing as an environment that lives outside JAX (as EnvPool's Atari does): `step` resets an
     ended episode itself, and every reset -- a fresh one through reset_env, or an automatic one in `step` -- is
