@@ -11,8 +11,10 @@ it 1 time in 5 (return -0.6); one that moves toward it whenever it is off to one
 Per chunk it prints the seeds' mean training-episode return, the diagnostic episodes' return and the shares of
 "toward" and "away" among the steps where the ball is off to one side; at the end, those shares for each step
 within an episode over the last quarter of the run, with the sampled model's look-ahead terms (reward, continuation
-1(terminal < 0.5), gamma V(s', h') x continuation) for the move toward the ball minus the move away: which term
-pushes the policy where. Everything goes to O.json (per chunk, per seed, per step).
+1(terminal < 0.5), gamma V(s', h') x continuation) for the move toward the ball minus the move away (which term
+pushes the policy where), how far apart the two moves' next latents are in the model and in truth (a copy of the
+environment stepped with each), what the value net makes of the true next latents, and the model's next-latent
+error. Everything goes to O.json (per chunk, per seed, per step).
 `--set oracle_lookahead=true` runs the oracle ablation (the true reward and terminal in the look-ahead).
 Bad input prints one line "error: ..." and exits with status 2.
 """
@@ -30,6 +32,16 @@ use_every_core()  # one CPU device per core, before anything starts JAX
 import numpy as np  # noqa: E402
 
 CATCH_STEPS = 9  # the ball's fall: rows 0 -> 9
+LOOKAHEAD_TERMS = (  # per step with the ball off to one side (the columns of "toward_minus_away")
+    ("reward_toward_minus_away", "model reward, toward - away"),
+    ("continuation_toward_minus_away", "model continuation, toward - away"),
+    ("future_toward_minus_away", "model gamma V(s', h') cont., toward - away"),
+    ("model_latent_gap", "model |s'_toward - s'_away|"),
+    ("true_latent_gap", "true |s'_toward - s'_away|"),
+    ("value_of_true_next_toward_minus_away", "gamma V(true s', h'), toward - away"),
+    ("model_latent_error", "model |s'_a - true s'_a|, mean over a"),
+    ("true_latent_norm", "true |s'_a|, mean over a"),
+)
 
 
 def parse_args(argv):
@@ -61,9 +73,9 @@ def overridden(raw: dict, settings: list) -> dict:
 
 def diagnostic_episodes(config, agent, env, env_params, episodes: int):
     """f(state, key, hparams) for one run: per step within an episode (9), the counts over `episodes` episodes of
-    steps with the ball off to one side, moves toward it and moves away, the sums over those steps of the sampled
-    model's look-ahead terms for the move toward the ball minus those for the move away (reward, continuation
-    1(terminal < threshold), and gamma V(s', h') times the continuation), and the episodes' mean return."""
+    steps with the ball off to one side, moves toward it and moves away, the sums over those steps of the
+    LOOKAHEAD_TERMS (the sampled model's look-ahead for the move toward the ball against the move away, and its
+    next latents against the true ones), and the episodes' mean return."""
     import jax
     import jax.numpy as jnp
 
@@ -74,14 +86,20 @@ def diagnostic_episodes(config, agent, env, env_params, episodes: int):
     _, encoder, transition, terminal, value = psdrl.networks(config, num_actions)
     predict, _ = psdrl.lookahead(config, num_actions, transition, terminal, value)
 
-    def lookahead_terms(state, hp):
-        """(A, 3): the sampled model's reward, continuation and gamma V(s', h') * continuation per action."""
+    def lookahead_terms(state, key, hp):
+        """The sampled model's look-ahead per action, (A, 3): reward, continuation and gamma V(s', h') times the
+        continuation; and (A, 4): its predicted next latent's distance to the true one (the encoded frame that
+        stepping a copy of the environment gives), the true next latent's norm, gamma V of the true next latent,
+        and the predicted next latent itself is returned as (A, E) for distances between actions."""
         latent = encoder.apply(state.params["autoencoder"], unit_float(state.frame))
         hidden = jnp.where(state.episode_step == 0, 0.0, state.hidden)
         next_latent, reward, done, next_hidden = predict(state.params, state.weights, latent, hidden)
         continues = (done < config["terminal_threshold"]).astype(jnp.float32)
         future = hp.discount * value.apply(state.params["value"], next_latent, next_hidden) * continues
-        return jnp.stack([reward, continues, future], axis=-1)
+        true_frames = jax.vmap(lambda a: env.step_env(key, state.env_state, a, env_params)[0])(jnp.arange(num_actions))
+        true_latent = encoder.apply(state.params["autoencoder"], unit_float(true_frames))
+        true_future = hp.discount * value.apply(state.params["value"], true_latent, next_hidden)
+        return (jnp.stack([reward, continues, future], axis=-1), next_latent, true_latent, true_future)
 
     def episode(state, key, hp):
         reset_key, loop_key = jax.random.split(key)
@@ -94,8 +112,18 @@ def diagnostic_episodes(config, agent, env, env_params, episodes: int):
             catch = env.unwrapped_state(state.env_state)
             gap, move = catch.ball_x - catch.paddle_x, action - 1
             off = gap != 0
-            terms = lookahead_terms(state, hp)
-            difference = (terms[1 + jnp.sign(gap)] - terms[1 - jnp.sign(gap)]) * off
+            terms, next_latent, true_latent, true_future = lookahead_terms(state, env_key, hp)
+            toward_action, away_action = 1 + jnp.sign(gap), 1 - jnp.sign(gap)
+            difference = (terms[toward_action] - terms[away_action]) * off
+            norm = lambda x: jnp.sqrt(jnp.sum(x ** 2))  # noqa: E731
+            # How far apart the two moves' next latents are, in the model and in truth; what V makes of the true
+            # ones; how far the model's next latents are from the true ones (all actions), against their norm.
+            distances = jnp.stack([norm(next_latent[toward_action] - next_latent[away_action]),
+                                   norm(true_latent[toward_action] - true_latent[away_action]),
+                                   true_future[toward_action] - true_future[away_action],
+                                   jnp.mean(jax.vmap(norm)(next_latent - true_latent)),
+                                   jnp.mean(jax.vmap(norm)(true_latent))]) * off
+            difference = jnp.concatenate([difference, distances])
             frame, env_state, reward, _, _ = env.step_env(env_key, state.env_state, action, env_params)
             state = state.replace(frame=frame, env_state=env_state, hidden=hidden,
                                   episode_step=state.episode_step + 1)
@@ -159,9 +187,7 @@ def run(args) -> dict:
     means = per_step["toward_minus_away"] / off[:, None]
     log["last_quarter_by_step"] = {"toward": (per_step["toward"] / off).tolist(),
                                    "away": (per_step["away"] / off).tolist(), "off": per_step["off"].tolist(),
-                                   "reward_toward_minus_away": means[:, 0].tolist(),
-                                   "continuation_toward_minus_away": means[:, 1].tolist(),
-                                   "future_toward_minus_away": means[:, 2].tolist()}
+                                   **{name: means[:, i].tolist() for i, (name, _) in enumerate(LOOKAHEAD_TERMS)}}
     return log
 
 
@@ -182,9 +208,9 @@ def main(argv=None) -> int:
     print("step in episode:  " + " ".join(f"{t:5d}" for t in range(CATCH_STEPS)))
     print("toward (share):   " + " ".join(f"{x:5.2f}" for x in by_step["toward"]))
     print("away (share):     " + " ".join(f"{x:5.2f}" for x in by_step["away"]))
-    print("the sampled model's look-ahead, toward minus away, mean over steps with the ball off to one side:")
-    for name in ("reward", "continuation", "future"):
-        print(f"  {name + ':':15s} " + " ".join(f"{x:+5.2f}" for x in by_step[f"{name}_toward_minus_away"]))
+    print("mean over steps with the ball off to one side, the move toward the ball against the move away:")
+    for name, label in LOOKAHEAD_TERMS:
+        print(f"  {label + ':':44s} " + " ".join(f"{x:+8.4f}" for x in by_step[name]))
     atomic_write(path, lambda f: f.write(json.dumps(log, indent=1).encode()))
     print(f"wrote {path}")
     return 0
