@@ -4,6 +4,7 @@ and logs, for each step within an episode, how often the paddle moves toward the
 
     python psdrl_moves.py -c configs/psdrl/Catch_pixels.json -o moves [--seed 0] [--episodes 16]
                           [--set transition_training_iterations=3 ...] [--no-progress]
+    python psdrl_moves.py --plot moves.json oracle.json ... -o figure      # draws figure.png from such logs
 
 Catch (bsuite's, rendered): the ball falls from the top row of a 10 x 5 board for 9 steps; the paddle starts in
 the middle column and moves left, stays or moves right (actions 0, 1, 2). A policy that ignores the ball catches
@@ -13,8 +14,8 @@ Per chunk it prints the seeds' mean training-episode return, the diagnostic epis
 within an episode over the last quarter of the run, with the sampled model's look-ahead terms (reward, continuation
 1(terminal < 0.5), gamma V(s', h') x continuation) for the move toward the ball minus the move away (which term
 pushes the policy where), how far apart the two moves' next latents are in the model and in truth (a copy of the
-environment stepped with each), what the value net makes of the true next latents, and the model's next-latent
-error. Everything goes to O.json (per chunk, per seed, per step).
+environment stepped with each; through the sampled W and through the trained last layer it replaces), what the value
+net makes of the true next latents, and the model's next-latent error. Everything goes to O.json (per chunk, per seed, per step).
 `--set oracle_lookahead=true` runs the oracle ablation (the true reward and terminal in the look-ahead).
 Bad input prints one line "error: ..." and exits with status 2.
 """
@@ -38,6 +39,7 @@ LOOKAHEAD_TERMS = (  # per step with the ball off to one side (the columns of "t
     ("future_toward_minus_away", "model gamma V(s', h') cont., toward - away"),
     ("model_latent_gap", "model |s'_toward - s'_away|"),
     ("true_latent_gap", "true |s'_toward - s'_away|"),
+    ("trained_layer_latent_gap", "trained last layer |s'_toward - s'_away|"),
     ("value_of_true_next_toward_minus_away", "gamma V(true s', h'), toward - away"),
     ("model_latent_error", "model |s'_a - true s'_a|, mean over a"),
     ("true_latent_norm", "true |s'_a|, mean over a"),
@@ -47,8 +49,9 @@ LOOKAHEAD_TERMS = (  # per step with the ball off to one side (the columns of "t
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="a PSDRL config on Catch-bsuite (pixels 64)")
-    parser.add_argument("-o", "--output", required=True, help="writes OUTPUT.json")
+    parser.add_argument("-c", "--config", help="a PSDRL config on Catch-bsuite (pixels 64)")
+    parser.add_argument("-o", "--output", required=True, help="writes OUTPUT.json (OUTPUT.png with --plot)")
+    parser.add_argument("--plot", nargs="+", metavar="JSON", help="draw these logs instead of training")
     parser.add_argument("-s", "--seed", type=int, default=0, help="master seed (as train_PSDRL.py's)")
     parser.add_argument("--episodes", type=int, default=16, help="diagnostic episodes per seed after each chunk")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -87,10 +90,10 @@ def diagnostic_episodes(config, agent, env, env_params, episodes: int):
     predict, _ = psdrl.lookahead(config, num_actions, transition, terminal, value)
 
     def lookahead_terms(state, key, hp):
-        """The sampled model's look-ahead per action, (A, 3): reward, continuation and gamma V(s', h') times the
-        continuation; and (A, 4): its predicted next latent's distance to the true one (the encoded frame that
-        stepping a copy of the environment gives), the true next latent's norm, gamma V of the true next latent,
-        and the predicted next latent itself is returned as (A, E) for distances between actions."""
+        """Per action: the sampled model's look-ahead terms (A, 3: reward, continuation, gamma V(s', h') times the
+        continuation), its next latents (A, E), the true ones (the encoded frames of a copy of the environment
+        stepped with each action), gamma V of the true ones with the model's h' (A,), and the next latents of the
+        transition net's trained last layer, which W replaces (A, E)."""
         latent = encoder.apply(state.params["autoencoder"], unit_float(state.frame))
         hidden = jnp.where(state.episode_step == 0, 0.0, state.hidden)
         next_latent, reward, done, next_hidden = predict(state.params, state.weights, latent, hidden)
@@ -99,7 +102,11 @@ def diagnostic_episodes(config, agent, env, env_params, episodes: int):
         true_frames = jax.vmap(lambda a: env.step_env(key, state.env_state, a, env_params)[0])(jnp.arange(num_actions))
         true_latent = encoder.apply(state.params["autoencoder"], unit_float(true_frames))
         true_future = hp.discount * value.apply(state.params["value"], true_latent, next_hidden)
-        return (jnp.stack([reward, continues, future], axis=-1), next_latent, true_latent, true_future)
+        actions = jnp.arange(num_actions)
+        _, _, trained = transition.apply(state.params["transition"], jnp.broadcast_to(latent, next_latent.shape),
+                                         actions, jnp.broadcast_to(hidden, next_hidden.shape))
+        return (jnp.stack([reward, continues, future], axis=-1), next_latent, true_latent, true_future,
+                trained[:, :-1])
 
     def episode(state, key, hp):
         reset_key, loop_key = jax.random.split(key)
@@ -112,7 +119,7 @@ def diagnostic_episodes(config, agent, env, env_params, episodes: int):
             catch = env.unwrapped_state(state.env_state)
             gap, move = catch.ball_x - catch.paddle_x, action - 1
             off = gap != 0
-            terms, next_latent, true_latent, true_future = lookahead_terms(state, env_key, hp)
+            terms, next_latent, true_latent, true_future, trained_latent = lookahead_terms(state, env_key, hp)
             toward_action, away_action = 1 + jnp.sign(gap), 1 - jnp.sign(gap)
             difference = (terms[toward_action] - terms[away_action]) * off
             norm = lambda x: jnp.sqrt(jnp.sum(x ** 2))  # noqa: E731
@@ -120,6 +127,7 @@ def diagnostic_episodes(config, agent, env, env_params, episodes: int):
             # ones; how far the model's next latents are from the true ones (all actions), against their norm.
             distances = jnp.stack([norm(next_latent[toward_action] - next_latent[away_action]),
                                    norm(true_latent[toward_action] - true_latent[away_action]),
+                                   norm(trained_latent[toward_action] - trained_latent[away_action]),
                                    true_future[toward_action] - true_future[away_action],
                                    jnp.mean(jax.vmap(norm)(next_latent - true_latent)),
                                    jnp.mean(jax.vmap(norm)(true_latent))]) * off
@@ -191,6 +199,50 @@ def run(args) -> dict:
     return log
 
 
+def label_of(log: dict) -> str:
+    config = log["config"]
+    iterations = config["transition_training_iterations"]
+    return (f"PSDRL, {iterations} training iterations" + (", oracle look-ahead" if config["oracle_lookahead"] else "")
+            + f" ({config['num_seeds']} seeds)")
+
+
+def plot(paths: list, output: str) -> str:
+    """Training-episode return per chunk (mean over seeds, 95% bootstrap band) and, with the ball off to one side,
+    the shares of moves toward and away from it, one line per log; the random policy's -0.6 for reference."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from plot_metric import bootstrap_band
+
+    figure, (returns_axis, moves_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for index, path in enumerate(paths):
+        try:
+            with open(path, encoding="utf-8") as f:
+                log = json.load(f)
+            steps = np.array([c["step"] for c in log["chunks"]])
+            returns = np.array([c["train_return"] for c in log["chunks"]])
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a psdrl_moves.py log: {e}") from None
+        colour = f"C{index}"
+        mean, low, high = bootstrap_band(returns, rng=np.random.default_rng(0))
+        returns_axis.plot(steps, mean, color=colour, label=label_of(log))
+        returns_axis.fill_between(steps, low, high, color=colour, alpha=0.2)
+        for name, style in (("toward", "-"), ("away", "--")):
+            share_per_chunk = [share(c[name], c["off"]) for c in log["chunks"]]
+            moves_axis.plot(steps, share_per_chunk, style, color=colour)
+    returns_axis.axhline(-0.6, color="grey", linestyle=":", label="any policy that ignores the ball (-0.6)")
+    returns_axis.set(xlabel="environment steps per seed", ylabel="training-episode return\n(mean of seeds, 95% bootstrap CI)",
+                     title="Rendered Catch 64 x 64")
+    moves_axis.set(xlabel="environment steps per seed", ylabel="share of steps with the ball off to one side",
+                   title="moves toward the ball (solid) and away (dashed)", ylim=(0, 1))
+    figure.legend(*returns_axis.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))  # the legend below the panels, never over a curve
+    path = output + ".png"
+    figure.savefig(path, dpi=110)
+    return path
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from experiment.config import ConfigError
@@ -198,6 +250,11 @@ def main(argv=None) -> int:
 
     path = args.output + ".json"
     try:
+        if args.plot:
+            print(f"wrote {plot(args.plot, args.output)}")
+            return 0
+        if args.config is None:
+            raise ValueError("pass a config (-c) to train, or --plot with logs to draw")
         if os.path.exists(path) and not args.overwrite:
             raise ValueError(f"{path} exists; pass --overwrite to replace it")
         log = run(args)
