@@ -16,8 +16,9 @@ rewards and episode ends; floats in [0, 1], as its Atari wrapper gives), maps ou
 config.yaml (and its settings.py CONV_FEAT, set before its networks are imported), seeds torch and numpy (the
 published code does not: Q14), and drives the agent with a loop written from the published main.py's
 run_experiment: act, step, `done or episode_step == time_limit`, agent.update(...), test episodes off.
-`--compare` turns such logs and ours (psdrl_moves.py logs with the same config) into the parity statistic and one
-figure. Bad input prints one line "error: ..." and exits with status 2.
+`--time-ours` times ours on the same config (every seed vmapped, in this repository's venv): seconds per acting
+step and per model update, per seed. `--compare` turns such logs and ours (psdrl_moves.py logs with the same
+config) into the parity statistic and one figure. Bad input prints one line "error: ..." and exits with status 2.
 """
 import argparse
 import json
@@ -39,6 +40,8 @@ def parse_args(argv):
     parser.add_argument("-s", "--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("-o", "--output", required=True, help="writes OUTPUT.json (OUTPUT.png with --compare)")
+    parser.add_argument("--time-ours", action="store_true",
+                        help="time ours instead (every seed of the config vmapped, in this repository's venv)")
     parser.add_argument("--compare", nargs=2, metavar=("OURS", "ORIGINAL"),
                         help="comma-separated lists of logs: psdrl_moves.py's (ours), this script's (one per seed)")
     parser.add_argument("--overwrite", action="store_true")
@@ -166,6 +169,40 @@ def train_original(config: dict, repo: str, seed: int) -> dict:
             "repository": "remosasso/PSDRL", "torch": torch.__version__}
 
 
+def time_ours(config: dict, seed: int, fill_chunks: int = 6, repeats: int = 3) -> dict:
+    """Ours, every seed of the config vmapped in one process (the harness's compiled programs): after fill_chunks
+    training chunks (so the replay holds data as mid-run), the median over `repeats` of an acting-only chunk and a
+    training chunk; an update costs their difference over the chunk's updates."""
+    import jax
+
+    from agents import psdrl
+    from experiment import runner
+
+    runs = runner.Runs(config, psdrl.make, seed)
+    chunk = config["eval_frequency"]
+    state = runs.init()
+    for index in range(fill_chunks):
+        state, _ = runs.interact(state, index, True, index * chunk)
+    state, _ = runs.interact(state, fill_chunks, False, fill_chunks * chunk)  # compiles the acting-only program
+    jax.block_until_ready(state)
+    timings = {True: [], False: []}
+    for repeat in range(repeats):
+        for train in (False, True):
+            index = fill_chunks + 1 + 2 * repeat + train
+            started = time.perf_counter()
+            state, _ = runs.interact(state, index, train, index * chunk)
+            jax.block_until_ready(state)
+            timings[train].append(time.perf_counter() - started)
+    segment = config["warmup_freq"] if (fill_chunks + 1) * chunk < config["warmup_length"] else config["update_freq"]
+    acting, training = float(np.median(timings[False])), float(np.median(timings[True]))
+    seeds = config["num_seeds"]
+    return {"config": config, "seeds": seeds, "devices": len(runs.axis.devices), "chunk_seconds_acting": timings[False],
+            "chunk_seconds_training": timings[True], "step_seconds_all_seeds": acting / chunk,
+            "update_seconds_all_seeds": (training - acting) / (chunk // segment),
+            "step_seconds_per_seed": acting / chunk / seeds,
+            "update_seconds_per_seed": (training - acting) / (chunk // segment) / seeds}
+
+
 def parity(ours: np.ndarray, original: np.ndarray, rng, resamples: int = 10000):
     """Per point, the 95% percentile-bootstrap interval of mean(ours) - mean(original), resampling each side's seeds:
     (differences, low, high) over the points (rows of ours (points, seeds) and original (points, seeds))."""
@@ -221,16 +258,27 @@ def main(argv=None) -> int:
         if args.compare:
             print(compare(args.compare[0].split(","), args.compare[1].split(","), args.output))
             return 0
-        if not args.config or not args.repo:
-            raise ValueError("pass -c CONFIG and --repo (or --compare)")
+        if not args.config or not (args.repo or args.time_ours):
+            raise ValueError("pass -c CONFIG and --repo (or --time-ours, or --compare)")
         path = args.output + ".json"
         if os.path.exists(path) and not args.overwrite:
             raise ValueError(f"{path} exists; pass --overwrite to replace it")
+        if args.time_ours:
+            from experiment.devices import use_every_core
+            use_every_core()  # before JAX starts: one CPU device per core, as the train scripts run
         from experiment import config as config_lib
         from psdrl_moves import overridden
         config = config_lib.validate("PSDRL", overridden(config_lib.load_json(args.config), args.set))
         if config["environment"] != "Catch-bsuite":
             raise ValueError("the side-by-side is set up for Catch-bsuite")
+        if args.time_ours:
+            log = time_ours({**config, "seed": args.seed}, args.seed)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(log, f)
+            print(f"wrote {path}: per seed {1e3 * log['step_seconds_per_seed']:.2f} ms per step, "
+                  f"{log['update_seconds_per_seed']:.3f} s per update ({log['seeds']} seeds vmapped on "
+                  f"{log['devices']} devices)")
+            return 0
         log = train_original(config, args.repo, args.seed)
     except (ValueError, OSError, KeyError) as e:  # ConfigError is a ValueError
         print(f"error: {e}", file=sys.stderr)
