@@ -20,7 +20,7 @@ from flax import struct
 
 from agents.components import cem, ensemble, propagation
 from agents.components.agent import Agent
-from agents.components.config_keys import (AgentSchema, ConfigError, choice, flag, hyperparams_from,
+from agents.components.config_keys import (AgentSchema, ConfigError, choice, flag, hyperparams_from, non_negative_int,
                                            non_negative_float_list, positive_float, positive_int, positive_int_list,
                                            unit_interval)
 from agents.pets_tasks import TASKS
@@ -41,7 +41,10 @@ CONFIG_KEYS = {
     "ensemble_size": positive_int("members B of an ensemble (D and P use 1)", default=5),
     "plan_hor": positive_int("planning horizon H", default=25),
     "per": positive_int("control steps between re-plannings", default=1),
-    "popsize": positive_int("candidates per CEM iteration P (random shooting: all candidates)", default=400),
+    "popsize": positive_int("candidates per CEM iteration P", default=400),
+    "random_popsize": non_negative_int("random shooting's candidates (opt_type Random); 0: the task's published "
+                                       "population (RANDOM_SHOOTING_POPULATION), popsize for a task without one",
+                                       default=0),
     "num_elites": positive_int("CEM elites E", default=40),
     "max_iters": positive_int("CEM iterations I at most", default=5),
     "alpha": unit_interval("CEM smoothing of mean and variance", default=0.1),
@@ -59,7 +62,11 @@ CONFIG_KEYS = {
     "model_batch_size": positive_int("rows per member per Adam step", default=32),
 }
 SWEEPABLE_KEYS = ("alpha", "epsilon", "model_learning_rate")
-SHAPE_KEYS = {name: "the planner" for name in ("npart", "plan_hor", "per", "popsize", "num_elites", "max_iters")}
+SHAPE_KEYS = {name: "the planner" for name in ("npart", "plan_hor", "per", "popsize", "random_popsize", "num_elites",
+                                               "max_iters")}
+# Random shooting's population per task, the OPT_CFG["Random"] popsize of kchua/handful-of-trials' dmbrl/config/
+# cartpole.py, reacher.py, pusher.py and halfcheetah.py (larger than CEM's 400/500: one round instead of five)
+RANDOM_SHOOTING_POPULATION = {"CartpoleSwingUp": 2000, "Reacher3D": 2000, "Pusher": 2500, "HalfCheetah": 2500}
 SHAPE_KEYS.update({name: "the model" for name in ("model_type", "prop_type", "ensemble_size", "hidden_widths",
                                                   "weight_decays")})
 SHAPE_KEYS.update({name: "the dataset and the chunks" for name in ("task_hor", "ntrain_iters",
@@ -76,6 +83,13 @@ def particles(config) -> int:
 
 def episodes(config) -> int:
     return config["ninit_rollouts"] + config["ntrain_iters"] * config["nrollouts_per_iter"]
+
+
+def random_population(config) -> int:
+    """Random shooting's candidate count: random_popsize, or the task's published population when it is 0."""
+    if config["random_popsize"]:
+        return config["random_popsize"]
+    return RANDOM_SHOOTING_POPULATION.get(config["environment"], config["popsize"])
 
 
 def check_config(config, obs_shape: tuple) -> None:
@@ -230,7 +244,7 @@ def make(config, env, env_params) -> Agent:
                 obs_cost, task.action_cost))(jax.random.split(key, candidates.shape[0]), candidates)
 
         if config["opt_type"] == "Random":
-            return cem.random_shooting(key, costs, (horizon, action_dim), lower, upper, config["popsize"])
+            return cem.random_shooting(key, costs, (horizon, action_dim), lower, upper, random_population(config))
         solution, _, _ = cem.cem(key, costs, warm_start, lower, upper, config["popsize"], config["num_elites"],
                                  config["max_iters"], hp.alpha, hp.epsilon, config["cem_var_smoothing"])
         return solution

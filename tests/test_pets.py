@@ -87,6 +87,36 @@ def test_published_planner_sizes_plan_a_step():
     assert float(metrics["return_running_max"]) == pytest.approx(float(metrics["return"]))
 
 
+@pytest.mark.parametrize("environment, changes, expected", [
+    ("CartpoleSwingUp", {}, 2000), ("CartpoleSwingUp", {"random_popsize": 24}, 24), ("Pendulum-v1", {}, 16)])
+def test_random_shooting_evaluates_the_published_population(monkeypatch, environment, changes, expected):
+    """opt_type Random scores one round of the task's published population (2000 for the cartpole, from
+    handful-of-trials' dmbrl/config/cartpole.py), not CEM's popsize (16 here); random_popsize overrides it and a task
+    without a published one falls back to popsize. Counted where the planner's cost function receives them."""
+    from agents.components import cem
+
+    seen = []
+    shooting = cem.random_shooting
+
+    def counting(key, cost, shape, lower, upper, population):
+        def counted(key, candidates):
+            seen.append(candidates.shape[0])
+            return cost(key, candidates)
+        return shooting(key, counted, shape, lower, upper, population)
+
+    monkeypatch.setattr(cem, "random_shooting", counting)
+    config = tiny(environment=environment, opt_type="Random", num_seeds=1, task_hor=2, ntrain_iters=1, num_steps=4,
+                  eval_frequency=2, **changes)
+    assert pets.random_population(config) == expected
+    agent = make(config)
+    interact = jax.jit(agent.interact, static_argnums=3)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), agent.hparams)
+    state, _ = interact(state, jax.random.PRNGKey(1), agent.hparams, agent.chunk_phase(0, True))
+    state, _ = interact(state, jax.random.PRNGKey(2), agent.hparams, agent.chunk_phase(2, True))
+    assert seen and set(seen) == {expected}
+    assert np.all(np.isfinite(np.asarray(state.actions[1])))
+
+
 def test_tiny_run_through_the_harness_resumes_exactly_and_archives(tmp_path):
     config = tiny()
     whole = runner.run(config, pets.make, seed=3, output=str(tmp_path / "whole"), progress=False)
