@@ -450,8 +450,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def effective_precision(meta: dict):
+    """The matmul precision a run computed in, from its .out meta: None for files that predate the field."""
+    precision, backend = meta.get("matmul_precision"), meta.get("backend")
+    if precision is None:
+        return None
+    if backend == "cpu" or precision in ("highest", "float32"):
+        return "float32"
+    return f"{precision} on {backend}"  # JAX's default lets NVIDIA GPUs use TF32 and TPUs bfloat16
+
+
+def precision_warning(paths) -> str | None:
+    """A warning when the files were computed at different matmul precisions (their numbers may differ by it)."""
+    seen = {}
+    for path in paths:
+        precision = effective_precision(_load(path).get("meta", {}))
+        if precision is not None:
+            seen.setdefault(precision, []).append(path)
+    if len(seen) < 2:
+        return None
+    return "warning: these runs were computed at different matmul precisions: " + "; ".join(
+        f"{precision}: {', '.join(files)}" for precision, files in seen.items())
+
+
 def _run(argv) -> int:
     args = build_parser().parse_args(argv)
+    warning = precision_warning(args.data)
+    if warning:
+        print(warning, file=sys.stderr)
     if args.labels is not None and len(args.labels) != len(args.data):
         raise PlotInputError(f"{len(args.labels)} label(s) given for {len(args.data)} --data file(s); "
                              f"give one label per file")

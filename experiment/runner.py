@@ -602,6 +602,26 @@ def _write_params(outputs: Outputs, runs: Runs, state) -> None:
             files.save_pickle(outputs.params, by_run)
 
 
+def _package_version(name: str):
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(devices) -> dict:
+    """What decides whether two runs' numbers are comparable, for the .out's meta: the matmul precision (JAX's
+    default lets an NVIDIA GPU use TF32; the CPU computes float32 in full), the device kind and the versions of
+    the packages that compute (mujoco and mujoco-mjx: None where not installed)."""
+    precision = jax.config.jax_default_matmul_precision
+    return {"jax_version": jax.__version__, "jaxlib_version": _package_version("jaxlib"),
+            "mujoco_version": _package_version("mujoco"), "mujoco_mjx_version": _package_version("mujoco-mjx"),
+            "matmul_precision": str(precision) if precision else "default", "backend": jax.default_backend(),
+            "device_kind": devices[0].device_kind if len(devices) else None, "devices": [str(d) for d in devices]}
+
+
 def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, complete: bool, extra_meta=None) -> dict:
     metrics = {name: np.stack(values) for name, values in loop.metrics.items()}
     extra = {"grid": [dict(point) for point in config["sweep"]]} if axis.swept else {}
@@ -613,9 +633,7 @@ def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, co
             extra["target_reached_step"] = axis.grid(first_step_reaching(
                 extra["episodes"], axis.num_seeds, config["target_score"], num_points=axis.num_points))
     meta = {"format": files.OUT_FORMAT, "complete": complete, "chunks_done": loop.next_chunk,
-            "jax_version": jax.__version__,
-            "backend": jax.default_backend(), "devices": [str(d) for d in axis.devices],
-            "num_processes": jax.process_count(), **(extra_meta or {})}
+            **provenance(axis.devices), "num_processes": jax.process_count(), **(extra_meta or {})}
     result = {"config": dict(config), "metrics": metrics, **extra, "meta": meta}
     if _writes_files():
         with _writing(outputs.out):

@@ -42,6 +42,13 @@ def test_out_file_contents(uninterrupted, tiny_config):
     assert np.all(metrics["reward_rates"] <= -1) and np.all(metrics["reward_rates"] >= -20)
     assert data["config"]["seed"] == 7 and data["config"]["agent_type"] == "ER"
     assert data["meta"]["complete"] is True
+    import jax
+    from importlib import metadata
+    meta = data["meta"]  # provenance: what decides whether two runs are comparable
+    assert meta["jax_version"] == jax.__version__ and meta["jaxlib_version"] == metadata.version("jaxlib")
+    assert meta["matmul_precision"] == "default" and meta["backend"] == "cpu"
+    assert meta["device_kind"] == jax.devices()[0].device_kind
+    assert "mujoco_version" in meta and "mujoco_mjx_version" in meta
     assert not os.path.exists(prefix + ".ckpt.npz")  # removed once the run is complete
     umask = os.umask(0)
     os.umask(umask)

@@ -299,3 +299,28 @@ def test_episode_plot_without_episodes_is_a_clear_error(tmp_path, ours, capsys):
 
 def test_density_scores_fall_back_to_final_evaluations(ours, rates):
     np.testing.assert_array_equal(plot_metric.final_scores(ours, "reward_rates", 100), rates[-1])
+
+
+def test_runs_of_different_matmul_precision_are_warned_about(tmp_path, rates, capsys):
+    """A GPU run at JAX's default precision (TF32 allowed) beside a CPU one warns, naming both; CPU runs at any
+    setting, or a file without the field, do not."""
+    import pickle
+
+    def with_meta(name, **meta):
+        path = write_ours(tmp_path / name, rates)
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        data["meta"] = meta
+        with open(path, "wb") as f:
+            pickle.dump(data, f)
+        return path
+
+    gpu = with_meta("gpu.out", matmul_precision="default", backend="gpu")
+    cpu = with_meta("cpu.out", matmul_precision="default", backend="cpu")
+    cpu_highest = with_meta("cpu_highest.out", matmul_precision="highest", backend="cpu")
+    old = with_meta("old.out")
+    assert main(["--data", gpu, cpu, "--output", str(tmp_path / "a.png")]) == 0
+    err = capsys.readouterr().err
+    assert "different matmul precisions" in err and "default on gpu: " + gpu in err and "float32: " + cpu in err
+    assert main(["--data", cpu, cpu_highest, old, "--output", str(tmp_path / "b.png")]) == 0
+    assert "precision" not in capsys.readouterr().err
