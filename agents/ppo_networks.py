@@ -33,10 +33,12 @@ def policy_network(config, num_actions: int, num_streams: int):
     return hk.without_apply_rng(hk.transform(forward))
 
 
-def ppo_loss(apply, params, batch, hp, normalize_advantages: bool = False):
+def ppo_loss(apply, params, batch, hp, normalize_advantages: bool = False, value_clip: bool = False):
     """(loss, diagnostics) on a minibatch {obs, action, log_prob (the behaviour policy's), advantage (combined),
-    returns (B, streams)}, with hp's clip_epsilon, entropy_coeff and critic_coeff: the clipped surrogate, minus
-    beta times the entropy, plus critic_coeff times the summed value losses (rnd_snd.md 2.3; no value clipping)."""
+    returns (B, streams), values (B, streams): the rollout's}, with hp's clip_epsilon, entropy_coeff and critic_coeff:
+    the clipped surrogate, minus beta times the entropy, plus critic_coeff times the summed value losses, each the
+    mean squared error (the author's); with value_clip, PureJaxRL's: per sample the larger of the squared errors of
+    the prediction and of the prediction clipped to within clip_epsilon of the rollout's value."""
     logits, values = apply(params, batch["obs"])
     log_probs = jax.nn.log_softmax(logits)
     log_prob = jnp.take_along_axis(log_probs, batch["action"][:, None], axis=1)[:, 0]
@@ -47,7 +49,12 @@ def ppo_loss(apply, params, batch, hp, normalize_advantages: bool = False):
     clipped = jnp.clip(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
     policy_loss = -jnp.mean(jnp.minimum(ratio * advantage, clipped * advantage))
     entropy = -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
-    value_losses = jnp.mean((batch["returns"] - values) ** 2, axis=0)
+    squared = (batch["returns"] - values) ** 2
+    if value_clip:
+        old = batch["values"]
+        clipped_values = old + jnp.clip(values - old, -hp.clip_epsilon, hp.clip_epsilon)
+        squared = jnp.maximum(squared, (batch["returns"] - clipped_values) ** 2)
+    value_losses = jnp.mean(squared, axis=0)
     loss = policy_loss - hp.entropy_coeff * entropy + hp.critic_coeff * jnp.sum(value_losses)
     return loss, {"policy_loss": policy_loss, "entropy": entropy, "value_loss_ext": value_losses[0],
                   "value_loss_int": value_losses[1], "approx_kl": jnp.mean(ratio - 1.0 - jnp.log(ratio)),

@@ -91,6 +91,17 @@ def test_clipped_objective_and_value_loss_on_fixed_inputs():
     np.testing.assert_allclose([metrics["value_loss_ext"], metrics["value_loss_int"]], value, rtol=1e-5)
     np.testing.assert_allclose(float(loss), policy - 0.01 * entropy + 0.5 * value.sum(), rtol=1e-5)
     np.testing.assert_allclose(float(metrics["clip_fraction"]), np.mean(np.abs(ratio - 1) > 0.1))
+    # PureJaxRL's value clipping: rollout values beyond the prediction, away from the return, by more than
+    # clip_epsilon (0.1) in some samples (their clipped prediction errs more) and by less in others (no change)
+    rollout_values = values + np.sign(values - returns) * np.array([[0.5, 0.02], [0.3, 0.0], [0.05, 0.4],
+                                                                     [0.5, 0.08], [0.2, 0.2], [0.0, 0.6]])
+    clipped_values = rollout_values + np.clip(values - rollout_values, -0.1, 0.1)
+    clipped_value = np.mean(np.maximum((returns - values) ** 2, (returns - clipped_values) ** 2), axis=0)
+    assert np.all(clipped_value > value)  # the cases above change both streams' losses
+    batch["values"] = jnp.asarray(rollout_values, jnp.float32)
+    loss, metrics = ppo.ppo_loss(net.apply, net_params, batch, hp, value_clip=True)
+    np.testing.assert_allclose([metrics["value_loss_ext"], metrics["value_loss_int"]], clipped_value, rtol=1e-5)
+    np.testing.assert_allclose(float(loss), policy - 0.01 * entropy + 0.5 * clipped_value.sum(), rtol=1e-5)
 
 
 def test_orthogonal_gains_of_model_c():
