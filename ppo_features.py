@@ -58,7 +58,7 @@ def episode_features(config, params, steps: int, key):
     net = ppo.policy_network(config, env.action_space(env_params).n, num_streams)
     target_net, _ = distill.distillation_networks(config["distill_conv_channels"], config["distill_conv_strides"],
                                                   config["distill_features"], len(obs_shape) == 3)
-    view, _ = ppo.distillation_view(config, obs_shape)
+    view, _ = ppo.distillation_view({**config, **ppo.distillation_defaults(config)}, obs_shape)
     found = visitation_of(env)
     example = jnp.zeros((1,) + obs_shape, env.observation_space(env_params).dtype)
     for name, network, x in (("policy", net, example), ("target", target_net, view(example, 0.0, 1.0))):

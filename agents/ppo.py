@@ -25,7 +25,7 @@ from agents.components.interaction import game_score
 from agents.components.networks import unit_float
 from agents.components.visitation import make_visitation, visitation_of
 from agents.ppo_config import (CONFIG_SCHEMAS, DISTILLATIONS, PPOHyperparams, check_config,  # noqa: F401 (the
-                               hyperparams_from_config)                                  # family's public names)
+                               distillation_defaults, hyperparams_from_config)           # family's public names)
 from agents.ppo_networks import distillation_view, explained_variance, policy_network, ppo_loss
 from envs.autoreset import presample_resets, step_with_reset
 
@@ -64,6 +64,7 @@ class PPOState:
 
 
 def make(config, env, env_params) -> Agent:
+    config = {**config, **distillation_defaults(config)}  # obs_norm and predictor_keep_prob per variant
     num_envs, horizon = config["num_envs"], config["rollout_length"]
     per_update = num_envs * horizon
     updates_per_chunk = config["eval_frequency"] // per_update
@@ -82,7 +83,7 @@ def make(config, env, env_params) -> Agent:
                                                               config["distill_features"], images)
     entropy_net, _ = distill.distillation_networks(config["distill_conv_channels"], config["distill_conv_strides"],
                                                    config["entropy_features"], images)
-    keep_prob = config["predictor_keep_prob"] or min(1.0, 32.0 / num_envs)
+    keep_prob = config["predictor_keep_prob"]
     view, newest_frame = distillation_view(config, obs_shape)
     stats_on_next = variant == "rnd"  # the author's RND updates the mean with s_t+1, SND with s_t
     visitation = make_visitation(env, num_envs=num_envs)
@@ -311,6 +312,8 @@ def make(config, env, env_params) -> Agent:
                          buffer_index=jnp.int32(0))
         if distilling:
             target, predictor = target_net.init(target_key, example), predictor_net.init(predictor_key, example)
+            if variant == "rnd" and config["rnd_coupled_init"]:
+                target, predictor = distill.coupled_init(jax.random.fold_in(target_key, 1), target, predictor)
             d = d.replace(target=target, predictor=predictor,
                           predictor_opt=adam(hp.distill_learning_rate).init(predictor))
             if config["obs_norm"] != "none" and config["obs_norm_init_steps"]:

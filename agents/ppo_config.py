@@ -11,6 +11,7 @@ from agents.components.config_keys import (AgentSchema, ConfigError, Key, choice
                                            positive_int_list, unit_interval)
 
 DISTILLATIONS = ("none", "rnd", "snd", "snd_entropy")
+OBS_NORMS = ("mean", "mean_std", "none")
 
 # --- config keys (rnd_snd.md 2.1, 3, 4; author-faithful defaults) -----------------------------------------------
 CONFIG_KEYS = {
@@ -53,23 +54,31 @@ CONFIG_KEYS = {
                             "RND paper)", ("current", "next"), default="current"),
     "int_reward_norm": choice("none (the author) or return_std: divide by the running std of the discounted "
                               "intrinsic return (the RND paper)", ("none", "return_std"), default="none"),
-    "obs_norm": choice("distillation input: mean (subtract the running mean, the author's RND), mean_std "
-                       "(clip((s - mu) / sigma, -1, 1)), none", ("mean", "mean_std", "none"), default="mean"),
+    "obs_norm": Key("str", None, lambda v: v in OBS_NORMS, f"one of {', '.join(OBS_NORMS)}",
+                    "distillation input: mean (subtract the running mean), mean_std (clip((s - mu) / sigma, -1, 1)), "
+                    "none; default: mean for rnd (the author's RND baseline), mean_std for snd and snd_entropy "
+                    "(the author's cnd_21)"),
     "obs_norm_init_steps": non_negative_int("random-action steps that seed the running mean", default=256),
     "distill_learning_rate": positive_float("Adam step size of the predictor", default=1e-4),
     "distill_conv_channels": positive_int_list("distillation conv widths (model B)", default=[16, 32, 64, 64]),
     "distill_conv_strides": positive_int_list("distillation conv strides", default=[2, 2, 2, 1]),
     "distill_features": positive_int("distillation feature width", default=512),
     "predictor_keep_prob": Key("float", None, lambda v: 0 < v <= 1, "a number in (0, 1]",
-                               "mask keep probability of the predictor loss (default min(1, 32 / num_envs))"),
+                               "mask keep probability of the predictor loss; default: min(1, 32 / num_envs) for rnd "
+                               "(the author's RND), 0.25 at any num_envs for snd and snd_entropy (cnd_21's "
+                               "dropout 0.75)"),
+    "rnd_coupled_init": flag("rnd: draw the layers predictor and target share as the two halves of one orthogonal "
+                             "weight (the author's RND baseline, ppo_rnd_1; false: independent draws)", default=True),
     "mask_mode": choice("element (the author) or sample (the RND paper)", ("element", "sample"), default="element"),
     "int_reward_coeff": positive_float("SND's bonus scale k", default=0.5),
-    "target_learning_rate": positive_float("Adam step size of SND's target", default=1e-4),
+    "target_learning_rate": non_negative_float("Adam step size of SND's target (0: a frozen target)", default=1e-4),
     "snd_pairs": positive_int("pairs per target step", default=64),
-    "snd_augmentation": choice("SND's augmentation recipe", distill.AUGMENTATIONS, default="cnd_2023"),
+    "snd_augmentation": choice("SND's augmentation recipe (cnd_2022_10: cnd_21's)", distill.AUGMENTATIONS,
+                               default="cnd_2022_10"),
     "snd_l2_coeff": non_negative_float("lambda of the feature magnitude term (0 in every surviving config)",
                                        default=0.0),
-    "snd_hinge": positive_float("feature magnitude above which the Jan-2023 hinge penalises", default=200.0),
+    "snd_hinge": non_negative_float("feature magnitude above which the Jan-2023 code's hinge penalises (0: no "
+                                    "hinge, as cnd_21; that code used 200)", default=0.0),
     "entropy_buffer_size": positive_int("SND + entropy: feature ring buffer K per environment", default=128),
     "entropy_features": positive_int("SND + entropy: entropy model feature width", default=256),
     "entropy_reward_coeff": positive_float("SND + entropy: scale k_b of the diversity bonus", default=1.0),
@@ -135,3 +144,11 @@ class PPOHyperparams:
 
 def hyperparams_from_config(config) -> PPOHyperparams:
     return hyperparams_from(PPOHyperparams, config)
+
+
+def distillation_defaults(config) -> dict:
+    """The keys whose default depends on the variant, resolved: obs_norm and predictor_keep_prob."""
+    snd = config["distillation"] in ("snd", "snd_entropy")
+    obs_norm = config["obs_norm"] or ("mean_std" if snd else "mean")
+    keep = config["predictor_keep_prob"] or (0.25 if snd else min(1.0, 32.0 / config["num_envs"]))
+    return {"obs_norm": obs_norm, "predictor_keep_prob": keep}

@@ -42,6 +42,24 @@ DISTILLED = {"int_reward_mean", "int_reward_std", "int_reward_max", "int_reward_
 CONTRASTIVE = {"contrastive_loss", "pair_accuracy", "distance_close", "distance_far", "feature_magnitude"}
 
 
+def test_snd_with_a_frozen_target_and_k_of_half_the_features_is_rnd(tmp_path):
+    """SND's bonus k mean_j (phi_T - phi_P)^2 with k = F / 2 is RND's sum_j (...)^2 / 2, and a target learning at
+    step size 0 stays RND's frozen target: the two agents then give the same bonus, chunk by chunk, and the same
+    training. Held equal for the comparison: the predictor's keep probability, the independent init (RND's coupled
+    init off) and the input (obs_norm none: the author's RND updates its running mean with s_t+1, SND with s_t)."""
+    common = {**TINY, "obs_norm": "none", "predictor_keep_prob": 0.5, "rnd_coupled_init": False}
+    features = TINY["distill_features"]
+    results = {}
+    for variant, changes in (("rnd", {}), ("snd", {"target_learning_rate": 0.0, "int_reward_coeff": features / 2})):
+        config = config_lib.validate("PPO", {**common, "distillation": variant, **changes})
+        results[variant] = runner.run(config, ppo.make, seed=3, output=str(tmp_path / variant),
+                                      progress=False)["metrics"]
+    for name in ("int_reward_mean", "int_reward_max", "predictor_loss", "value_loss_int", "return"):
+        np.testing.assert_allclose(np.asarray(results["snd"][name]), np.asarray(results["rnd"][name]), rtol=1e-4,
+                                   atol=1e-7, err_msg=name)
+    assert np.all(np.asarray(results["rnd"]["int_reward_mean"]) > 0)
+
+
 @pytest.mark.parametrize("variant, expected", [("rnd", COMMON | DISTILLED),
                                                ("snd_entropy", COMMON | DISTILLED | CONTRASTIVE | {"int_b_reward_mean"})])
 def test_tiny_minimontezuma_runs_report_the_metrics_and_resume_exactly(tmp_path, variant, expected):
@@ -56,7 +74,10 @@ def test_tiny_minimontezuma_runs_report_the_metrics_and_resume_exactly(tmp_path,
     assert np.all(metrics["rooms_visited"] >= metrics["rooms_per_episode_max"])
     assert np.all(np.diff(metrics["cells_visited"], axis=0) >= 0)  # cumulative
     assert np.all((metrics["int_reward_clipped_mean"] >= 0) & (metrics["int_reward_clipped_mean"] <= 1))
-    np.testing.assert_allclose(metrics["mask_kept_fraction"], 1.0)  # 32 / num_envs >= 1: every element kept
+    if variant == "rnd":  # the author's RND keeps min(1, 32 / num_envs): every element at 4 environments
+        np.testing.assert_allclose(metrics["mask_kept_fraction"], 1.0)
+    else:  # SND keeps 1 in 4 at any num_envs (cnd_21); chunk means of 16 x 32-element draws: sigma about 0.005
+        assert np.all(np.abs(metrics["mask_kept_fraction"] - 0.25) < 0.03)
     if variant != "snd_entropy":
         return
     import ppo_features

@@ -162,7 +162,8 @@ def test_running_mean_is_the_average_of_batch_means_with_a_zero_pseudo_sample():
 
 def test_contrastive_loss_on_hand_made_pairs():
     """Pair 1 close (y 0) at distance 0.04, pair 2 different (y 1) at distance 1.0, pair 3 different at 0.25:
-    L = (0.04^2 + 0 + 0.75^2) / 3; accuracy 2/3; the magnitude hinge is off below 200 and adds the excess above."""
+    L = (0.04^2 + 0 + 0.75^2) / 3; accuracy 2/3; no hinge by default (cnd_21); the Jan-2023 hinge at 200 adds the
+    excess above it."""
     za = jnp.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5]])
     zb = jnp.array([[0.2, 0.2], [0.0, 0.0], [0.0, 0.0]])
     labels = jnp.array([0.0, 1.0, 1.0])
@@ -172,10 +173,32 @@ def test_contrastive_loss_on_hand_made_pairs():
     np.testing.assert_allclose(float(diagnostics["distance_close"]), 0.04, rtol=1e-6)
     np.testing.assert_allclose(float(diagnostics["distance_far"]), (1.0 + 0.25) / 2, rtol=1e-6)
     big = 20.0 * za
-    loss_big, _ = distill.contrastive_loss(big, big, labels)
     magnitude = float(jnp.mean(big ** 2)) * 2
     assert magnitude > 200
+    np.testing.assert_allclose(float(distill.contrastive_loss(big, big, labels)[0]), 2 / 3, rtol=1e-5)
+    loss_big, _ = distill.contrastive_loss(big, big, labels, hinge=200.0)
     np.testing.assert_allclose(float(loss_big), 2 / 3 + magnitude - 200, rtol=1e-5)
+    np.testing.assert_allclose(float(distill.contrastive_loss(za, zb, labels, hinge=200.0)[0]), float(loss))
+
+
+def test_coupled_orthogonal_init_splits_one_weight_between_predictor_and_target():
+    """The author's RND baseline: a layer both networks have (here the first linear, 1200 -> 512 on a flat input)
+    is two halves of one orthogonal weight of gain sqrt 2: with 2 x 512 <= 1200 outputs its 1024 rows are
+    orthonormal (times 2), so each network's rows are orthogonal to the other's; the predictor's own layers and the
+    biases are untouched."""
+    target_net, predictor_net = distill.distillation_networks([8], [1], 512, images=False)
+    x = jnp.zeros((1, 1200))
+    target, predictor = target_net.init(jax.random.PRNGKey(0), x), predictor_net.init(jax.random.PRNGKey(1), x)
+    coupled_target, coupled_predictor = distill.coupled_init(jax.random.PRNGKey(2), target, predictor)
+    assert set(coupled_target) == {"linear"} and set(coupled_predictor) == {"linear", "linear_1", "linear_2"}
+    both = np.concatenate([np.asarray(coupled_predictor["linear"]["w"]), np.asarray(coupled_target["linear"]["w"])],
+                          axis=1)  # (1200, 1024): the output axis last
+    np.testing.assert_allclose(both.T @ both, 2.0 * np.eye(1024), atol=1e-4)
+    assert not np.allclose(coupled_target["linear"]["w"], target["linear"]["w"])
+    for name in ("linear_1", "linear_2"):
+        np.testing.assert_array_equal(coupled_predictor[name]["w"], predictor[name]["w"])
+    for params in (coupled_target, coupled_predictor):
+        assert all(np.all(np.asarray(layer["b"]) == 0) for layer in params.values())
 
 
 def test_pair_sampling_statistics():

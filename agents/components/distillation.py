@@ -8,7 +8,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from agents.components.linalg import Orthogonal
+from agents.components.linalg import Orthogonal, orthogonal
 from agents.components.networks import SlicedConv2D, elu
 
 SQRT2 = 2.0 ** 0.5
@@ -46,6 +46,24 @@ def distillation_networks(channels, strides, features: int = 512, images: bool =
     return hk.without_apply_rng(hk.transform(target)), hk.without_apply_rng(hk.transform(predictor))
 
 
+def coupled_init(key, target: dict, predictor: dict, gain: float = SQRT2):
+    """The "coupled orthogonal init" of the RND/SND author's RND baseline (models/ppo_rnd_1_*/src/model_rnd.py in
+    michalnand/reinforcement_learning): every layer the two networks share (same name and weight shape: the convs
+    and, at 512 features, the first linear layer) gets the two halves, along the output axis, of ONE orthogonal
+    weight with twice the outputs (the predictor the first half, the target the second), so the predictor's rows
+    are orthogonal to the target's where 2 x outputs <= inputs. Layers of the predictor alone keep their own
+    orthogonal init; biases stay zero. Returns (target, predictor)."""
+    target, predictor = dict(target), dict(predictor)
+    shared = [name for name in target if name in predictor and target[name]["w"].shape == predictor[name]["w"].shape]
+    for name, layer_key in zip(shared, jax.random.split(key, max(len(shared), 1))):
+        w = target[name]["w"]
+        outputs = w.shape[-1]
+        both = orthogonal(layer_key, w.shape[:-1] + (2 * outputs,), w.dtype, gain)
+        predictor[name] = {**predictor[name], "w": both[..., :outputs]}
+        target[name] = {**target[name], "w": both[..., outputs:]}
+    return target, predictor
+
+
 # --- intrinsic rewards ---------------------------------------------------------------------------------------
 def rnd_reward(target_features, predicted_features):
     """The RND author's bonus before clipping: sum_j (phi_T - phi_P)_j^2 / 2 (the README omits the square; the
@@ -81,12 +99,15 @@ def sample_pairs(key, num_states: int, num_pairs: int):
     return anchors, partners, labels.astype(jnp.float32)
 
 
-def contrastive_loss(za, zb, labels, l2_coefficient: float = 0.0, hinge: float = 200.0):
-    """(loss, diagnostics): d = mean_j (za - zb)_j^2 per pair, L = mean (y - d)^2, plus the Jan-2023 hinge on the
-    feature magnitude relu(mean za^2 + mean zb^2 - hinge) and, optionally, lambda (mean za^2 + mean zb^2)."""
+def contrastive_loss(za, zb, labels, l2_coefficient: float = 0.0, hinge: float = 0.0):
+    """(loss, diagnostics): d = mean_j (za - zb)_j^2 per pair, L = mean (y - d)^2, plus, where hinge > 0, the
+    Jan-2023 code's hinge on the feature magnitude relu(mean za^2 + mean zb^2 - hinge) and, optionally,
+    lambda (mean za^2 + mean zb^2)."""
     distance = jnp.mean((za - zb) ** 2, axis=-1)
     magnitude = jnp.mean(za ** 2) + jnp.mean(zb ** 2)
-    loss = jnp.mean((labels - distance) ** 2) + jax.nn.relu(magnitude - hinge) + l2_coefficient * magnitude
+    loss = jnp.mean((labels - distance) ** 2) + l2_coefficient * magnitude
+    if hinge > 0:
+        loss = loss + jax.nn.relu(magnitude - hinge)
     close, far = labels < 0.5, labels >= 0.5
     diagnostics = {
         "contrastive_loss": loss,

@@ -37,22 +37,27 @@ def qr(matrix):
     return jnp.linalg.qr(matrix)
 
 
-class Orthogonal(hk.initializers.Initializer):
-    """Orthogonal weights of norm `gain` (PyTorch's orthogonal_, haiku's Orthogonal) whose QR factorises one
+def orthogonal(key, shape, dtype=jnp.float32, gain: float = 1.0):
+    """An orthogonal weight of norm `gain` (PyTorch's orthogonal_, haiku's Orthogonal) whose QR factorises one
     matrix per LAPACK call: Q of a Gaussian matrix's QR, its columns' signs set by R's diagonal so that Q is
     uniformly (Haar) distributed; the rows of the weight (its output axis last) orthonormal when there are
     fewer of them than columns, else the columns."""
+    if len(shape) < 2:
+        raise ValueError(f"an orthogonal initialiser needs a weight of at least 2 axes, not shape {shape}")
+    outputs = shape[-1]
+    inputs = int(np.prod(shape)) // outputs
+    tall = (max(outputs, inputs), min(outputs, inputs))
+    q, r = qr(jax.random.normal(key, tall, dtype))
+    q = q * jnp.sign(jnp.diag(r))
+    q = q.T if outputs < inputs else q  # (outputs, inputs)
+    return gain * jnp.moveaxis(q.reshape((outputs,) + tuple(shape[:-1])), 0, -1).astype(dtype)
+
+
+class Orthogonal(hk.initializers.Initializer):
+    """`orthogonal` as a haiku initialiser."""
 
     def __init__(self, gain: float = 1.0):
         self.gain = gain
 
     def __call__(self, shape, dtype):
-        if len(shape) < 2:
-            raise ValueError(f"an orthogonal initialiser needs a weight of at least 2 axes, not shape {shape}")
-        outputs = shape[-1]
-        inputs = int(np.prod(shape)) // outputs
-        tall = (max(outputs, inputs), min(outputs, inputs))
-        q, r = qr(jax.random.normal(hk.next_rng_key(), tall, dtype))
-        q = q * jnp.sign(jnp.diag(r))
-        q = q.T if outputs < inputs else q  # (outputs, inputs)
-        return self.gain * jnp.moveaxis(q.reshape((outputs,) + tuple(shape[:-1])), 0, -1).astype(dtype)
+        return orthogonal(hk.next_rng_key(), shape, dtype, self.gain)
