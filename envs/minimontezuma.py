@@ -149,7 +149,7 @@ class MiniMontezuma(environment.Environment):
     top left, the keys held along the bottom row, one lit tile per life down the right column."""
 
     def __init__(self, layout: str = "fixed", room_rows: int = 3, room_cols: int = 4, tile_pixels: int = 8,
-                 lives: int = 5, hazard_density: float = 0.08):
+                 lives: int = 5, hazard_density: float | None = None):
         super().__init__()
         if layout not in ("fixed", "procedural"):
             raise ValueError(f"layout must be 'fixed' or 'procedural', got {layout!r}")
@@ -159,6 +159,10 @@ class MiniMontezuma(environment.Environment):
         require_int("lives", lives, 1)
         if lives > ROOM:
             raise ValueError(f"lives must be at most {ROOM} (one lit tile each), got {lives}")
+        if layout == "fixed" and hazard_density is not None:
+            raise ValueError("hazard_density applies to layout 'procedural'; the fixed layout's hazards are drawn in "
+                             "its map")
+        hazard_density = 0.08 if hazard_density is None else hazard_density
         if isinstance(hazard_density, bool) or not isinstance(hazard_density, (int, float)) \
                 or not 0 <= hazard_density <= 0.5:
             raise ValueError(f"hazard_density must be a number in [0, 0.5], got {hazard_density!r}")

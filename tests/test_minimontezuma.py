@@ -212,11 +212,23 @@ def test_procedural_layouts_are_solvable_and_differ(seed):
     assert total == 14.0 and terminated  # both keys, both doors, the treasure
 
 
+def test_hazard_density_sets_the_procedural_hazards():
+    """The share of hazard tiles off the centre cross follows hazard_density (0: none; 0.3: about 0.3 of the
+    free tiles, the same key's layout otherwise)."""
+    shares = []
+    for density in (0.0, 0.08, 0.3):
+        env = mm.MiniMontezuma(layout="procedural", hazard_density=density)
+        _, state = env.reset_env(jax.random.PRNGKey(4), env.default_params)
+        shares.append(float(np.mean(np.asarray(state.layout.tiles) == mm.HAZARD)))
+    assert shares[0] == 0.0 and 0 < shares[1] < shares[2]
+
+
 def test_bad_constructor_arguments():
     for kwargs, message in [({"layout": "random"}, "layout must be"), ({"room_rows": 2}, "fixed layout has 3 x 4"),
                             ({"layout": "procedural", "room_rows": 1, "room_cols": 2}, "at least 3 rooms"),
                             ({"lives": 0}, "lives must be"), ({"lives": 10}, "at most 9"),
-                            ({"hazard_density": 0.9}, "hazard_density")]:
+                            ({"layout": "procedural", "hazard_density": 0.9}, "hazard_density must be"),
+                            ({"hazard_density": 0.04}, "hazard_density applies to layout 'procedural'")]:
         with pytest.raises(ValueError, match=message):
             envs.make("MiniMontezuma", **kwargs)
 
