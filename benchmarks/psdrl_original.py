@@ -107,6 +107,11 @@ class OurEnvironment:
         obs, self.state = self._reset(key)
         return self.frame(obs), {}
 
+    def ball_offset(self) -> int:
+        """Ball column minus paddle column in the current state (Catch)."""
+        catch = self.env.unwrapped_state(self.state)
+        return int(catch.ball_x) - int(catch.paddle_x)
+
     def step(self, action):
         self.key, key = self.jax.random.split(self.key)
         obs, self.state, reward, terminated, _ = self._step(key, self.state, int(action))
@@ -137,6 +142,7 @@ def train_original(config: dict, repo: str, seed: int) -> dict:
     agent = agent_class(original_config(config), actions, ReplayStatistics(), seed)
     chunk, steps, time_limit = config["eval_frequency"], config["num_steps"], config["time_limit"]
     returns, chunk_returns, update_seconds, step_seconds = [], [], [], []
+    moves, chunk_moves = np.zeros(3, int), []  # toward, away, stay: steps with the ball off to one side
     episode, experiment_step = 0, 0
     while experiment_step < steps:  # the published main.py's run_experiment, test episodes off
         observation, _ = env.reset()
@@ -144,6 +150,9 @@ def train_original(config: dict, repo: str, seed: int) -> dict:
         while not done and experiment_step < steps:
             started = time.perf_counter()
             action = int(agent.select_action(observation, episode_step))
+            offset, move = env.ball_offset(), action - 1  # actions 0, 1, 2: left, stay, right
+            if offset:
+                moves[0 if move * offset > 0 else 1 if move * offset < 0 else 2] += 1
             next_observation, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated or episode_step == time_limit
             acted = time.perf_counter()
@@ -160,12 +169,13 @@ def train_original(config: dict, repo: str, seed: int) -> dict:
             experiment_step += 1
             if experiment_step % chunk == 0:
                 chunk_returns.append(float(np.mean(returns)) if returns else float("nan"))
-                returns = []
+                chunk_moves.append(moves.tolist())
+                returns, moves = [], np.zeros(3, int)
         if done:
             returns.append(episode_return)
             episode += 1
     return {"config": config, "seed": seed, "chunk_steps": [chunk * (i + 1) for i in range(len(chunk_returns))],
-            "train_return": chunk_returns, "update_seconds": update_seconds, "step_seconds": step_seconds,
+            "train_return": chunk_returns, "moves_toward_away_stay": chunk_moves, "update_seconds": update_seconds, "step_seconds": step_seconds,
             "repository": "remosasso/PSDRL", "torch": torch.__version__}
 
 
