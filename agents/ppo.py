@@ -72,8 +72,8 @@ def make(config, env, env_params) -> Agent:
     minibatch = per_update // config["num_minibatches"]
     steps_per_update = config["epochs"] * config["num_minibatches"]
     variant = config["distillation"]
-    distilling = variant != "none"
-    num_streams = {"none": 2, "rnd": 2, "snd": 2, "snd_entropy": 3}[variant]
+    distilling = variant in ("rnd", "snd", "snd_entropy")  # the variants with distillation networks
+    num_streams = {"none": 2, "constant": 2, "rnd": 2, "snd": 2, "snd_entropy": 3}[variant]
     num_actions = env.action_space(env_params).n
     obs_shape = tuple(env.observation_space(env_params).shape)
     net = policy_network(config, num_actions, num_streams)
@@ -139,6 +139,8 @@ def make(config, env, env_params) -> Agent:
                 d = d.replace(obs_stats=d.obs_stats.update(unit_float(stats_batch)))
                 rewarded = info["final_observation"] if config["int_reward_on"] == "next" else state.obs
                 bonus["int"] = intrinsic_reward(state.distill, rewarded, hp)
+            if variant == "constant":  # the control: the same bonus whatever the state
+                bonus["int"] = jnp.full(num_envs, hp.constant_bonus)
             if variant == "snd_entropy":
                 features = entropy_net.apply(d.entropy_model, newest_frame(unit_float(state.obs)))
                 buffer, raw = distill.feature_buffer_reward(d.feature_buffer, features, d.buffer_index,
@@ -175,7 +177,7 @@ def make(config, env, env_params) -> Agent:
         _, last_values = net.apply(state.params, state.obs)
         streams = [("ext", record["reward"], hp.gamma_ext, hp.ext_adv_coeff, True)]
         d, stats = state.distill, {}
-        if distilling:
+        if variant != "none":
             raw = record["bonus"]["int"]
             if config["int_reward_norm"] == "return_std":  # the RND paper: a per-environment forward filter
                 def discount(total, reward):

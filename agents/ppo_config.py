@@ -10,13 +10,15 @@ from agents.components.config_keys import (AgentSchema, ConfigError, Key, choice
                                            non_negative_float, non_negative_int, positive_float, positive_int,
                                            positive_int_list, unit_interval)
 
-DISTILLATIONS = ("none", "rnd", "snd", "snd_entropy")
+DISTILLATIONS = ("none", "rnd", "snd", "snd_entropy", "constant")
 OBS_NORMS = ("mean", "mean_std", "none")
 
 # --- config keys (rnd_snd.md 2.1, 3, 4; author-faithful defaults) -----------------------------------------------
 CONFIG_KEYS = {
-    "distillation": choice("intrinsic motivation: none (plain PPO), rnd, snd, snd_entropy", DISTILLATIONS,
-                           default="none"),
+    "distillation": choice("intrinsic motivation: none (plain PPO), rnd, snd, snd_entropy; constant: the control "
+                           "that pays constant_bonus every step", DISTILLATIONS, default="none"),
+    "constant_bonus": non_negative_float("constant: the intrinsic reward of every step (to match an RND run, its "
+                                         "int_reward_clipped_mean)", default=0.01),
     "num_envs": positive_int("environments per run N", default=128),
     "rollout_length": positive_int("steps per environment between updates T", default=128),
     "epochs": positive_int("passes over each rollout", default=4),
@@ -88,7 +90,7 @@ CONFIG_KEYS = {
 SWEEPABLE_KEYS = ("learning_rate", "max_grad_norm", "clip_epsilon", "entropy_coeff", "critic_coeff", "gae_lambda",
                   "gamma_ext", "gamma_int", "ext_adv_coeff", "int_adv_coeff", "distill_learning_rate",
                   "int_reward_coeff", "target_learning_rate", "entropy_reward_coeff", "entropy_adv_coeff",
-                  "gamma_int_b")
+                  "gamma_int_b", "constant_bonus")
 SHAPE_KEYS = {name: "the rollout and the minibatches" for name in (
     "num_envs", "rollout_length", "epochs", "num_minibatches", "minibatch_sampling", "snd_pairs",
     "entropy_buffer_size", "obs_norm_init_steps")}
@@ -140,6 +142,7 @@ class PPOHyperparams:
     entropy_reward_coeff: float
     entropy_adv_coeff: float
     gamma_int_b: float
+    constant_bonus: float
 
 
 def hyperparams_from_config(config) -> PPOHyperparams:

@@ -60,6 +60,22 @@ def test_snd_with_a_frozen_target_and_k_of_half_the_features_is_rnd(tmp_path):
     assert np.all(np.asarray(results["rnd"]["int_reward_mean"]) > 0)
 
 
+def test_constant_bonus_control(tmp_path):
+    """The control pays constant_bonus every step through the intrinsic stream: at 0 it is plain PPO bit for bit
+    (the same keys, the same zero stream); at 0.05 its bonus statistics are 0.05 and the training differs."""
+    def run(name, variant, **changes):
+        config = config_lib.validate("PPO", {**TINY, "checkpoint_frequency": 0, "distillation": variant, **changes})
+        return {metric: np.asarray(value) for metric, value in runner.run(
+            config, ppo.make, seed=2, output=str(tmp_path / name), progress=False)["metrics"].items()}
+    plain, zero = run("plain", "none"), run("zero", "constant", constant_bonus=0.0)
+    paid = run("paid", "constant", constant_bonus=0.05)
+    for name in plain:
+        np.testing.assert_array_equal(zero[name], plain[name], err_msg=name)
+    np.testing.assert_allclose(paid["int_reward_clipped_mean"], 0.05, rtol=1e-6)
+    np.testing.assert_allclose(paid["int_reward_std"], 0.0, atol=1e-7)
+    assert not np.allclose(paid["value_loss_int"], plain["value_loss_int"])
+
+
 @pytest.mark.parametrize("variant, expected", [("rnd", COMMON | DISTILLED),
                                                ("snd_entropy", COMMON | DISTILLED | CONTRASTIVE | {"int_b_reward_mean"})])
 def test_tiny_minimontezuma_runs_report_the_metrics_and_resume_exactly(tmp_path, variant, expected):

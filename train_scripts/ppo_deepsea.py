@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--output", required=True, help="a directory for the runs, the table and the figure")
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 12, 16, 20, 24, 32])
-    parser.add_argument("--variants", nargs="+", default=list(ppo.DISTILLATIONS), choices=ppo.DISTILLATIONS)
+    parser.add_argument("--variants", nargs="+", default=["none", "rnd", "snd", "snd_entropy"],
+                        choices=ppo.DISTILLATIONS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue interrupted runs")
     args = parser.parse_args(argv)
