@@ -14,6 +14,9 @@ QUICKSTART_CONFIG = os.path.join(REPO_ROOT, "configs", "quickstart.json")
 def parse_args(argv, default_output: str, description: str):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seed", "-s", type=int, default=0, help="master seed; every seed's key derives from it")
+    parser.add_argument("--seed-offset", type=int, default=None, metavar="N",
+                        help="this job's first seed index among the master seed's seeds (sets the config's "
+                             "seed_offset): jobs of n seeds at 0, n, 2n, ... train the seeds of one job, bit for bit")
     parser.add_argument("--output", "-o", type=str, default=default_output,
                         help="output prefix: writes PREFIX.out, PREFIX.params (and PREFIX.ckpt.npz while running)")
     parser.add_argument("--config", "-c", type=str, default=None,
@@ -74,7 +77,10 @@ def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
         return 2
     config_path = args.config or QUICKSTART_CONFIG
     try:
-        config = config_lib.load_config(agent_type, config_path)
+        raw = config_lib.load_json(config_path)
+        if args.seed_offset is not None:
+            raw["seed_offset"] = args.seed_offset
+        config = config_lib.validate(agent_type, raw)
         if args.check:
             print(runner.check_only(config, make_agent, seed=args.seed))
             print(f"{config_path}: a valid {config_lib.AGENT_NAMES[agent_type]} config; nothing was run")

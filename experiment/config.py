@@ -26,6 +26,9 @@ HARNESS_KEYS = {
                         "reward_transform, time_limit, frame_stack, frame_stack_order, frame_stack_reset"),
     "num_seeds": Key("int", REQUIRED, lambda v: 1 <= v <= MAX_RUNS, f"an integer in [1, {MAX_RUNS}]",
                      "independent runs trained together in one process"),
+    "seed_offset": non_negative_int("index of this job's first seed among the master seed's seeds: jobs of "
+                                    "num_seeds seeds at offsets 0, n, 2n, ... train, bit for bit, the seeds of one "
+                                    "job of all of them", default=0),
     "num_steps": positive_int("environment steps per seed"),
     "training_start_time": non_negative_int("environment steps before training (rounded up to a chunk)"),
     "eval_frequency": positive_int("chunk length: environment steps between evaluations"),

@@ -229,18 +229,26 @@ def stacked_hyperparams(config: dict, make_agent, axis: RunAxis):
 
 
 class SeedKeys:
-    """Every random stream derives from PRNGKey(--seed), independently of where a run was resumed."""
+    """Every random stream derives from PRNGKey(--seed), independently of where a run was resumed. Seed i of the
+    master seed gets the i-th key of each split, and JAX's partitionable threefry (the default) makes that key
+    depend on i alone, not on how many keys are split: so seeds offset..offset+n-1 of a job with seed_offset
+    `offset` get the keys they would get in one job of offset + n seeds."""
 
-    def __init__(self, seed: int, num_seeds: int):
+    def __init__(self, seed: int, num_seeds: int, offset: int = 0):
+        if not jax.config.jax_threefry_partitionable:
+            raise RuntimeError("seedsuite's per-seed keys need jax_threefry_partitionable (JAX's default) on")
         init_key, self._chunk_key, self._eval_key = jax.random.split(jax.random.PRNGKey(seed), 3)
-        self.init = jax.random.split(init_key, num_seeds)
-        self.num_seeds = num_seeds
+        self.num_seeds, self.offset = num_seeds, offset
+        self.init = self._split(init_key)
+
+    def _split(self, key):
+        return jax.random.split(key, self.offset + self.num_seeds)[self.offset:]
 
     def chunk(self, index: int):
-        return jax.random.split(jax.random.fold_in(self._chunk_key, index), self.num_seeds)
+        return self._split(jax.random.fold_in(self._chunk_key, index))
 
     def evaluation(self, index: int):
-        return jax.random.split(jax.random.fold_in(self._eval_key, index), self.num_seeds)
+        return self._split(jax.random.fold_in(self._eval_key, index))
 
 
 class Runs:
@@ -250,7 +258,7 @@ class Runs:
         """compiled: a CompiledRun built by the caller (benchmarks), instead of this process's cached one."""
         self.compiled = compiled if compiled is not None else compiled_run(config, make_agent, devices)
         self.axis = self.compiled.axis
-        self.seed_keys = SeedKeys(seed, config["num_seeds"])
+        self.seed_keys = SeedKeys(seed, config["num_seeds"], config.get("seed_offset", 0))
         self.hparams = self.axis.place(stacked_hyperparams(config, make_agent, self.axis))
 
     def init_keys(self):
