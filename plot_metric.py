@@ -8,11 +8,13 @@ Usage (the flags of the original paper script are kept as they were):
 For each file: values = metric[::F] (shape (T, S): evaluations x seeds) and times = eval_times[::F]; every seed's curve
 and the times are smoothed with a length-W moving average in 'valid' mode (W-1 points are lost); the curve is the mean
 over seeds at each time, and the band is a percentile bootstrap over seeds (1000 resamples, 95%), as seaborn's
-lineplot draws by default. One curve per file; the legend is labelled with the file names (or --labels).
+lineplot draws by default. One curve per file; the legend is labelled with the file names (or --labels). Jobs of
+one config run as separate processes pool into one curve: `--data A.out,B.out,C.out` (or `--pool`, every file one
+curve; `--group`, one curve per config), refused in one line when their configs differ beyond the seed.
 
 Unlike the original (which only called plt.show()), the figure is saved with --output, and always when no display is
-available (then to <metric>.png in the current directory). Files are read only through experiment.files.load_metrics,
-which never runs code from a file. Bad input prints one line "error: ..." to stderr and exits with status 2.
+available (then to <metric>.png in the current directory). Files are read only through experiment.files.load_metrics
+(experiment.results pools them), which never runs code from a file. Bad input prints one line "error: ..." to stderr and exits with status 2.
 """
 import argparse
 import os
@@ -22,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from experiment.files import FileFormatError, load_metrics  # noqa: E402
+from experiment.files import FileFormatError  # noqa: E402
+from experiment.results import group_by_config, load_runs  # noqa: E402
 
 DEFAULT_METRIC = "reward_rates"
 NUM_RESAMPLES = 1000  # seaborn's n_boot default
@@ -94,11 +97,7 @@ def load_curve(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1):
 
     Raises PlotInputError (missing/corrupt/unsafe file, unknown metric, mismatched shapes).
     """
-    try:
-        metrics = load_metrics(path)["metrics"]
-    except FileFormatError as e:
-        raise PlotInputError(str(e)) from None
-    return curve_from_metrics(metrics, path, metric, frequency)
+    return curve_from_metrics(_load(path)["metrics"], path, metric, frequency)
 
 
 def curve_from_metrics(metrics: dict, path: str, metric: str, frequency: int = 1):
@@ -220,7 +219,7 @@ def sensitivity_lines(values, grid, x_key: str, line_key: str | None, criterion:
 
 def _load(path: str) -> dict:
     try:
-        return load_metrics(path)
+        return load_runs(path)
     except FileFormatError as e:
         raise PlotInputError(str(e)) from None
 
@@ -417,7 +416,13 @@ def _positive_int(name):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="plot_metric.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("-d", "--data", nargs="+", required=True, help=".out files to plot, one curve each")
+    p.add_argument("-d", "--data", nargs="+", required=True,
+                   help=".out files to plot, one curve each; A.out,B.out,... pools the seeds of one config's jobs "
+                        "(run as separate processes) into one curve")
+    p.add_argument("--pool", action="store_true", help="pool every --data file into one curve (one config)")
+    p.add_argument("--group", action="store_true",
+                   help="pool the --data files into one curve per config (files whose configs differ beyond the "
+                        "seed go to different curves)")
     p.add_argument("-w", "--window", type=_positive_int("window"), default=1, help="moving-average length (1)")
     p.add_argument("-f", "--frequency", type=_positive_int("frequency"), default=1,
                    help="keep every F-th evaluation (1)")
@@ -473,15 +478,36 @@ def precision_warning(paths) -> str | None:
         f"{precision}: {', '.join(files)}" for precision, files in seen.items())
 
 
+def _pooled_data(args) -> list[str]:
+    """args.data after --pool or --group: comma-joined lists of files, one per curve."""
+    files = [path for entry in args.data for path in entry.split(",") if path]
+    if args.pool and args.group:
+        raise PlotInputError("--pool and --group exclude each other")
+    if args.pool:
+        return [",".join(files)]
+    if args.group:
+        try:
+            return [",".join(group) for group in group_by_config(files)]
+        except FileFormatError as e:
+            raise PlotInputError(str(e)) from None
+    return args.data
+
+
+def _default_label(spec: str) -> str:
+    files = spec.split(",")
+    return files[0] if len(files) == 1 else f"{files[0]} + {len(files) - 1} more (pooled)"
+
+
 def _run(argv) -> int:
     args = build_parser().parse_args(argv)
-    warning = precision_warning(args.data)
+    args.data = _pooled_data(args)
+    warning = precision_warning([path for spec in args.data for path in spec.split(",")])
     if warning:
         print(warning, file=sys.stderr)
     if args.labels is not None and len(args.labels) != len(args.data):
         raise PlotInputError(f"{len(args.labels)} label(s) given for {len(args.data)} --data file(s); "
                              f"give one label per file")
-    labels = args.labels if args.labels is not None else list(args.data)
+    labels = args.labels if args.labels is not None else [_default_label(spec) for spec in args.data]
     if args.criterion is None:  # the sensitivity plot shows final performance; ranking defaults to the whole curve
         args.criterion = "final" if args.plot == "sensitivity" else "auc"
     output = args.output
