@@ -30,5 +30,8 @@ setup(
         "mujoco": ["mujoco>=3.2", "mujoco-mjx>=3.2"],
         # --tensorboard: the .out's per-chunk scalars as TensorBoard event files too.
         "tensorboard": ["tensorboardX>=2.6"],
+        # aggregate.py: IQM, optimality gap, performance profiles, probability of improvement (Agarwal et al. 2021).
+        # rliable 1.2 pins arch < 8, whose import fails under pandas 3: hence pandas < 3.
+        "stats": ["rliable>=1.2", "pandas<3"],
     },
 )
