@@ -150,8 +150,9 @@ def hyperparams_from_config(config) -> PPOHyperparams:
 
 
 def distillation_defaults(config) -> dict:
-    """The keys whose default depends on the variant, resolved: obs_norm and predictor_keep_prob."""
-    snd = config["distillation"] in ("snd", "snd_entropy")
-    obs_norm = config["obs_norm"] or ("mean_std" if snd else "mean")
-    keep = config["predictor_keep_prob"] or (0.25 if snd else min(1.0, 32.0 / config["num_envs"]))
+    """The keys whose default depends on the variant, resolved: obs_norm and predictor_keep_prob (read with .get:
+    the config of an .out written before they existed lacks them)."""
+    snd = config.get("distillation") in ("snd", "snd_entropy")
+    obs_norm = config.get("obs_norm") or ("mean_std" if snd else "mean")
+    keep = config.get("predictor_keep_prob") or (0.25 if snd else min(1.0, 32.0 / config.get("num_envs", 128)))
     return {"obs_norm": obs_norm, "predictor_keep_prob": keep}

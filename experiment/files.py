@@ -186,14 +186,119 @@ def _digest(payload: dict) -> str:
     return h.hexdigest()
 
 
+# --- checkpoints ----------------------------------------------------------------------------------------------
+# A large leaf that fills row by row along its first axis after the runs (an agent's episode buffers, a replay
+# buffer before it wraps) goes to a row log instead of the .npz: segment files of rows [start, end), written once
+# each (atomically, named by their SHA-256) and listed with their digests in the checkpoint's metadata; the constant
+# tail not yet written (zeros, NaN) is recorded as its fill value. A later checkpoint verifies the segments it reuses
+# against the rows it holds and writes only the new ones, so the bytes written over a run grow with its data, not
+# with the number of checkpoints times the buffers' size. Segments neither checkpoint (latest, previous) lists are
+# deleted.
+ROW_LOG_MIN_BYTES = 1 << 20  # smaller leaves stay in the .npz
+
+
+def row_log_dir(path: str) -> str:
+    """run.ckpt.npz (and the one kept before it, run.ckpt.prev.npz) -> run.ckpt.rows: the row-log segments."""
+    base = path[:-len(".npz")] if path.endswith(".npz") else path
+    return (base[:-len(".prev")] if base.endswith(".prev") else base) + ".rows"
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _filled_rows(leaf: np.ndarray):
+    """(rows before the constant tail along axis 1, the tail's value)."""
+    fill = leaf[:, -1].reshape(-1)[0]
+    equal = leaf == fill
+    if leaf.dtype.kind == "f" and np.isnan(fill):
+        equal = np.isnan(leaf)
+    constant = equal.reshape(leaf.shape[0], leaf.shape[1], -1).all(axis=(0, 2))
+    tail = np.argmax(~constant[::-1]) if not constant.all() else len(constant)
+    return leaf.shape[1] - int(tail), fill.item()
+
+
+def _manifest_of(path: str) -> dict:
+    """The row log the checkpoint at `path` lists ({} when there is none or it is unreadable)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return json.loads(npz["meta_json"].tobytes().decode()).get("row_log", {})
+    except Exception:  # a missing or damaged checkpoint lists nothing to reuse or keep
+        return {}
+
+
+def _log_rows(path: str, index: int, leaf: np.ndarray, previous: dict) -> dict:
+    """The row-log entry of one leaf: reuse `previous`'s segments whose rows are unchanged, write the rest."""
+    filled, fill = _filled_rows(leaf)
+    segments = []
+    for start, end, name, digest in previous.get("segments", []) if previous.get("shape") == list(leaf.shape) else []:
+        if end > filled or _sha256(leaf[:, start:end]) != digest:
+            segments = []  # rows already logged changed (a ring buffer wrapped): log the leaf afresh
+            break
+        segments.append([start, end, name, digest])
+    start = segments[-1][1] if segments else 0
+    if filled > start:
+        rows = np.ascontiguousarray(leaf[:, start:filled])
+        digest = _sha256(rows)
+        name = f"leaf{index:05d}_{start}_{filled}_{digest[:16]}.npy"
+        target = os.path.join(row_log_dir(path), name)
+        if not os.path.exists(target):
+            atomic_write(target, lambda f: np.save(f, rows, allow_pickle=False))
+        segments.append([start, filled, name, digest])
+    return {"shape": list(leaf.shape), "dtype": leaf.dtype.str, "fill": fill, "segments": segments}
+
+
+def _prune_row_log(path: str, keep: list[dict]) -> None:
+    directory = row_log_dir(path)
+    if not os.path.isdir(directory):
+        return
+    referenced = {segment[2] for log in keep for entry in log.values() for segment in entry["segments"]}
+    for name in os.listdir(directory):
+        if name not in referenced:
+            os.remove(os.path.join(directory, name))
+
+
 def save_checkpoint(path: str, leaves: list, arrays: dict, meta: dict) -> None:
     """leaves: the run state's flattened leaves; arrays: named host arrays (metrics); meta: JSON-able. The file
-    at `path` before this one is kept at previous_checkpoint(path)."""
-    payload = {f"leaf_{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    at `path` before this one is kept at previous_checkpoint(path); large row-filled leaves go to the row log."""
+    previous_log, row_log, payload = _manifest_of(path), {}, {}
+    for i, leaf in enumerate(leaves):
+        leaf = np.asarray(leaf)
+        if leaf.nbytes >= ROW_LOG_MIN_BYTES and leaf.ndim >= 2 and leaf.shape[1] >= 2:
+            row_log[str(i)] = _log_rows(path, i, leaf, previous_log.get(str(i), {}))
+            leaf = np.zeros((0,), leaf.dtype)  # the rows are in the log
+        payload[f"leaf_{i:05d}"] = leaf
     payload.update({f"array_{name}": np.asarray(value) for name, value in arrays.items()})
-    payload["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    payload["meta_json"] = np.frombuffer(json.dumps({**meta, "row_log": row_log}).encode(), dtype=np.uint8)
     payload["sha256"] = np.frombuffer(_digest(payload).encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **payload), previous=previous_checkpoint(path))
+    _prune_row_log(path, [row_log, previous_log])
+
+
+def remove_checkpoint(path: str) -> None:
+    """The checkpoint at `path`, the one kept before it and their row log."""
+    for name in (path, previous_checkpoint(path)):
+        if os.path.exists(name):
+            os.remove(name)
+    directory = row_log_dir(path)
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+        os.rmdir(directory)
+
+
+def _rows_from_log(path: str, entry: dict) -> np.ndarray:
+    leaf = np.full(entry["shape"], entry["fill"], dtype=np.dtype(entry["dtype"]))
+    for start, end, name, digest in entry["segments"]:
+        segment = os.path.join(row_log_dir(path), name)
+        try:
+            rows = np.load(segment, allow_pickle=False)
+        except FileNotFoundError:
+            raise FileFormatError(f"checkpoint '{path}': its row-log segment '{segment}' is missing") from None
+        if rows.shape != (entry["shape"][0], end - start) + tuple(entry["shape"][2:]) or _sha256(rows) != digest:
+            raise FileFormatError(f"checkpoint '{path}': its row-log segment '{segment}' fails its checksum")
+        leaf[:, start:end] = rows
+    return leaf
 
 
 def load_checkpoint(path: str):
@@ -210,6 +315,8 @@ def load_checkpoint(path: str):
             raise FileFormatError(f"checkpoint '{path}' fails its checksum: its contents changed after writing")
         meta = json.loads(payload["meta_json"].tobytes().decode())
         leaves = [payload[n] for n in sorted(n for n in payload if n.startswith("leaf_"))]
+        for index, entry in meta.get("row_log", {}).items():
+            leaves[int(index)] = _rows_from_log(path, entry)
         arrays = {n[len("array_"):]: payload[n] for n in payload if n.startswith("array_")}
     except FileNotFoundError:
         raise FileFormatError(f"checkpoint '{path}' not found") from None

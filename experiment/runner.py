@@ -59,7 +59,8 @@ class Outputs:
         return files.previous_checkpoint(self.checkpoint)
 
     def existing(self):
-        return [p for p in (self.out, self.params, self.checkpoint, self.previous_checkpoint) if os.path.exists(p)]
+        return [p for p in (self.out, self.params, self.checkpoint, self.previous_checkpoint,
+                            files.row_log_dir(self.checkpoint)) if os.path.exists(p)]
 
 
 @dataclass
@@ -514,9 +515,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     if config["save_params"]:
         _write_params(outputs, runs, state)
     if _writes_files():
-        for path in (outputs.checkpoint, outputs.previous_checkpoint):
-            if os.path.exists(path):
-                os.remove(path)
+        files.remove_checkpoint(outputs.checkpoint)
     return result
 
 
@@ -671,6 +670,8 @@ def _remove_orphaned_temporaries(outputs: Outputs) -> None:
     for path in (outputs.out, outputs.params, outputs.checkpoint):
         for orphan in glob.glob(glob.escape(path) + ".*.tmp"):
             os.remove(orphan)
+    for orphan in glob.glob(os.path.join(glob.escape(files.row_log_dir(outputs.checkpoint)), "*.tmp")):
+        os.remove(orphan)
 
 
 def _restore_latest_good(outputs: Outputs, runs: Runs, abstract, config: dict):
