@@ -24,8 +24,8 @@ from agents.components.agent import Agent
 from agents.components.interaction import game_score
 from agents.components.networks import unit_float
 from agents.components.visitation import make_visitation, visitation_of
-from agents.ppo_config import (CONFIG_SCHEMAS, DISTILLATIONS, PPOHyperparams, check_config,  # noqa: F401 (the
-                               distillation_defaults, hyperparams_from_config)           # family's public names)
+from agents.ppo_config import (  # noqa: F401 (CONFIG_SCHEMAS, DISTILLATIONS, check_config: the family's names)
+    CONFIG_SCHEMAS, DISTILLATIONS, PPOHyperparams, check_config, distillation_defaults, hyperparams_from_config)
 from agents.ppo_networks import distillation_view, explained_variance, policy_network, ppo_loss
 from envs.autoreset import presample_resets, step_with_reset
 

@@ -13,7 +13,7 @@ from agents.components.config_keys import (AgentSchema, ConfigError, Key, choice
 DISTILLATIONS = ("none", "rnd", "snd", "snd_entropy", "constant")
 OBS_NORMS = ("mean", "mean_std", "none")
 
-# --- config keys (rnd_snd.md 2.1, 3, 4; author-faithful defaults) -----------------------------------------------
+# --- config keys (the author's defaults; the RND paper's and PureJaxRL's choices as switches) ---------------------
 CONFIG_KEYS = {
     "distillation": choice("intrinsic motivation: none (plain PPO), rnd, snd, snd_entropy; constant: the control "
                            "that pays constant_bonus every step", DISTILLATIONS, default="none"),
