@@ -1,7 +1,7 @@
 """PETS (Chua et al. 2018): a probabilistic ensemble, trajectory sampling and CEM model-predictive control.
 
 Reads top to bottom: config keys -> hyperparameters -> state -> the model (ensemble, scaler, predict) -> model
-training (pets.md 1.6) -> planning (2 and 3) -> one rollout -> the chunk -> evaluation. The building blocks are
+training (Chua et al. 2018; kchua/handful-of-trials) -> planning -> one rollout -> the chunk -> evaluation. The building blocks are
 shared components: agents/components/ensemble.py (the networks and their loss), propagation.py (E, DS, MM, TS1,
 TSinf and a candidate's cost), cem.py (CEM, random shooting, the warm start); agents/pets_tasks.py holds each
 task's state processing and costs.
@@ -31,7 +31,7 @@ FIX_FLAGS = {
                          "by the elites', as before the published fix of 12 Nov 2018)",
 }
 
-# --- config keys (the published controller arguments and per-environment configs; pets.md 1-5) ----------------
+# --- config keys (the published controller arguments and per-environment configs; Chua et al. 2018; kchua/handful-of-trials)
 CONFIG_KEYS = {
     "model_type": choice("D, P (one net), DE, PE (ensembles): deterministic or probabilistic", MODEL_TYPES,
                          default="PE"),
@@ -164,7 +164,7 @@ def make(config, env, env_params) -> Agent:
 
     # --- the model ---------------------------------------------------------------------------------------
     def model_optimizer(hp: PETSHyperparams):
-        return optax.adam(hp.model_learning_rate, b1=0.9, b2=0.999, eps=1e-8)  # TF1's defaults (pets.md 1.6)
+        return optax.adam(hp.model_learning_rate, b1=0.9, b2=0.999, eps=1e-8)  # TF1's defaults (Chua et al. 2018; kchua/handful-of-trials)
 
     def model_inputs(states, actions):
         return jnp.concatenate([task.preprocess(states), actions], axis=-1)
@@ -182,7 +182,7 @@ def make(config, env, env_params) -> Agent:
         inputs = model_inputs(states, state.actions).reshape(total_episodes * task_hor, -1)
         return inputs, task.target(states, next_states).reshape(total_episodes * task_hor, -1)
 
-    # --- model training (pets.md 1.6) ---------------------------------------------------------------------
+    # --- model training (Chua et al. 2018; kchua/handful-of-trials) ---------------------------------------------------
     def train_model(state: PETSState, key, hp: PETSHyperparams):
         """Refit the scaler, draw a bootstrap per member, `epochs` passes of minibatch Adam over it (each member's
         order reshuffled after every pass); model and Adam state continue from the last call."""
@@ -231,7 +231,7 @@ def make(config, env, env_params) -> Agent:
                                                                          (num_members, task_hor, action_dim)))
         return jnp.mean((jnp.mean(mean, axis=0) - task.target(states, next_states)) ** 2)
 
-    # --- planning (pets.md 2.4 and 3) -------------------------------------------------------------------
+    # --- planning (Chua et al. 2018; kchua/handful-of-trials) ---------------------------------------------------------
     def plan(state: PETSState, key, hp: PETSHyperparams, observation, warm_start):
         predict = predictor(state.params, state.scaler)
 

@@ -1,4 +1,4 @@
-"""What PETS must know of each task beyond the environment (pets.md 1.1 and 4): how a state becomes a model
+"""What PETS must know of each task beyond the environment (Chua et al. 2018; kchua/handful-of-trials): how a state becomes a model
 input, what the model predicts and how a prediction becomes the next state, and the planner's costs.
 
 obs_cost(states [..., dO], start [dO]) -> [...] is charged on the PREDICTED NEXT state, `start` being the real
@@ -38,7 +38,7 @@ def add_delta(state, prediction):
 
 
 def cartpole_preprocess(state):
-    """[sin theta, cos theta, x, x_dot, theta_dot] (pets.md 1.1)."""
+    """[sin theta, cos theta, x, x_dot, theta_dot] (Chua et al. 2018; kchua/handful-of-trials)."""
     return jnp.concatenate([jnp.sin(state[..., 1:2]), jnp.cos(state[..., 1:2]), state[..., :1], state[..., 2:]],
                            axis=-1)
 
@@ -68,7 +68,7 @@ def pusher_obs_cost(state, start):
 
 
 def cheetah_preprocess(state):
-    """[s1, sin s2, cos s2, s3..s17]: the forward velocity s0 is never an input (pets.md 1.1)."""
+    """[s1, sin s2, cos s2, s3..s17]: the forward velocity s0 is never an input (Chua et al. 2018; kchua/handful-of-trials)."""
     return jnp.concatenate([state[..., 1:2], jnp.sin(state[..., 2:3]), jnp.cos(state[..., 2:3]), state[..., 3:]],
                            axis=-1)
 

@@ -172,7 +172,7 @@ def make(config, env, env_params) -> Agent:
 
         return jax.lax.scan(step, state, (act_keys, env_keys, resets))
 
-    # --- advantages (rnd_snd.md 2.2) ----------------------------------------------------------------------------
+    # --- advantages (the RND/SND author's code) -----------------------------------------------------------------------
     def rewards_and_advantages(state: PPOState, record, hp: PPOHyperparams):
         _, last_values = net.apply(state.params, state.obs)
         streams = [("ext", record["reward"], hp.gamma_ext, hp.ext_adv_coeff, True)]
@@ -206,7 +206,7 @@ def make(config, env, env_params) -> Agent:
         stats["explained_variance_int"] = explained_variance(record["values"][..., 1], returns[..., 1])
         return state.replace(distill=d), advantage, returns, stats
 
-    # --- the update (rnd_snd.md 2.3, 3.4, 4.3) ---------------------------------------------------------------------
+    # --- the update (the RND/SND author's code) ---------------------------------------------------------------------
     def update(state: PPOState, record, advantage, returns, key, hp: PPOHyperparams):
         flat = jax.tree.map(lambda x: x.reshape((per_update,) + x.shape[2:]),
                             {"obs": record["obs"], "action": record["action"], "log_prob": record["log_prob"],

@@ -1,4 +1,4 @@
-"""PPO's networks and losses (rnd_snd.md 2.3, 2.4, 3.2): the author's model C or PureJaxRL's MLP pair, the
+"""PPO's networks and losses (the RND/SND author's code): the author's model C or PureJaxRL's MLP pair, the
 clipped PPO loss, what the distillation networks read, and explained variance. agents/ppo.py builds the agent
 from them."""
 import haiku as hk
@@ -9,7 +9,7 @@ from agents.components import distillation as distill
 from agents.components.networks import unit_float
 
 
-# --- networks (rnd_snd.md 2.4) ---------------------------------------------------------------------------------
+# --- networks (the RND/SND author's code) -----------------------------------------------------------------------------
 def policy_network(config, num_actions: int, num_streams: int):
     """apply(params, obs (B, ...)) -> (logits (B, A), values (B, streams)): model C, or PureJaxRL's MLP pair."""
     relu, linear = jax.nn.relu, distill.linear
@@ -63,7 +63,7 @@ def ppo_loss(apply, params, batch, hp, normalize_advantages: bool = False, value
 
 def distillation_view(config, obs_shape: tuple):
     """view(obs, mean, std) -> what the distillation networks read: the observation in [0, 1], normalised as
-    obs_norm says by the running statistics, and of a frame stack only the newest frame (rnd_snd.md 3.2, 4.2).
+    obs_norm says by the running statistics, and of a frame stack only the newest frame (the RND/SND author's code).
     newest_frame(x) alone picks that frame."""
     wrappers = config.get("env_wrappers") or {}
     stacked = wrappers.get("frame_stack", 1) > 1 and len(obs_shape) == 3

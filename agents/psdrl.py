@@ -5,9 +5,9 @@ update -> acting -> chunk -> test episode. The networks are in agents/psdrl_netw
 (autoencoder, transition + terminal by truncated BPTT, value through the sampled model) in
 agents/psdrl_trainers.py, the posterior in agents/components/blr.py, the replay in
 agents/components/episode_replay.py, the posterior refit over the whole buffer in agents/psdrl_posterior.py. Faithful to the published code by default
-(psdrl.md section 9); FIX_FLAGS lists the opt-in fixes.
+(Sasso et al. 2023; remosasso/PSDRL); FIX_FLAGS lists the opt-in fixes.
 
-Schedule (psdrl.md 8.2): a chunk of the harness is `segments` scans of `segment` acting steps, each followed
+Schedule (Sasso et al. 2023; remosasso/PSDRL): a chunk of the harness is `segments` scans of `segment` acting steps, each followed
 by one model update: segment = warmup_freq (250) until warmup_length (100k) steps, then update_freq (1000).
 The update is never inside a vmapped lax.cond; a run with no finished episode yet keeps its old state
 (jnp.where), as the published `ep > 0` guard.
@@ -36,7 +36,7 @@ FIX_FLAGS = {
     "fix_time_limit_terminal": "Q6: store a time-limit cut as not done (only true terminals train the terminal net)",
 }
 
-# --- config keys (config.yaml's, flattened; psdrl.md 6.4) ---------------------------------------------
+# --- config keys (config.yaml's, flattened; Sasso et al. 2023; remosasso/PSDRL) ---------------------------------------
 CONFIG_KEYS = {
     "reward_prior": positive_float("sigma^2 of the reward row (algorithm.reward_prior)", default=1e-3),
     "transition_prior": positive_float("sigma^2 of the latent rows (algorithm.transition_prior)", default=1e-3),
@@ -181,7 +181,7 @@ def networks(config, num_actions: int):
 
 
 def lookahead(config, num_actions: int, transition, terminal, value):
-    """The one-step look-ahead through the sampled model (psdrl.md section 5): predict(params, W, s, h) gives, for
+    """The one-step look-ahead through the sampled model (Sasso et al. 2023; remosasso/PSDRL): predict(params, W, s, h) gives, for
     every action, (next latent (A, E), reward (A,), raw terminal (A,), next hidden (A, G)); action_values gives
     Q_a = r_a + gamma V(s'_a, h'_a) 1(terminal_a < threshold) and the next hiddens."""
     embed, gru, threshold = config["embed_dim"], config["gru_dim"], config["terminal_threshold"]
@@ -237,7 +237,7 @@ def make(config, env, env_params) -> Agent:
     train = make_trainers(config, autoencoder, encoder, transition, terminal, value, action_values)
     keep_if = train.keep_if
 
-    # --- one model update (psdrl.md 6.2) ---------------------------------------------------------------
+    # --- one model update (Sasso et al. 2023; remosasso/PSDRL) --------------------------------------------------------
     def update(state: PSDRLState, key, hp: PSDRLHyperparams):
         ae_key, trans_key, value_key, sample_key = jax.random.split(key, 4)
         params, opt_states = state.params, state.opt_states
@@ -285,7 +285,7 @@ def make(config, env, env_params) -> Agent:
         metrics = {name: jnp.where(ready, x, jnp.nan) for name, x in metrics.items()}
         return keep_if(ready, updated, state), metrics
 
-    # --- acting (psdrl.md 5, Eq. 8) --------------------------------------------------------------------
+    # --- acting (Sasso et al. 2023; remosasso/PSDRL) ------------------------------------------------------------------
     def choose(state: PSDRLState, key, hp: PSDRLHyperparams):
         """(action, next hidden): epsilon-random (h not advanced, Q3) or greedy in the look-ahead with numpy's
         isclose tie-break at random."""

@@ -1,4 +1,4 @@
-"""PSDRL's networks (psdrl.md sections 2, 3 and 5), initialised as PyTorch initialises them.
+"""PSDRL's networks (Sasso et al. 2023; remosasso/PSDRL), initialised as PyTorch initialises them.
 
 - Autoencoder: 4 convs (kernel 4, stride 2, VALID, ReLU after every layer, the last included) from a 64 x 64 x 1
   frame to a latent of conv_feat * 8 * 2 * 2 (1536); the decoder mirrors it with transposed convs, the last

@@ -1,4 +1,4 @@
-"""PSDRL's posterior refit over every transition kept in the replay (psdrl.md 4 and 8.4), in lanes.
+"""PSDRL's posterior refit over every transition kept in the replay (Sasso et al. 2023; remosasso/PSDRL), in lanes.
 
 For every kept episode the GRU runs from h = 0 at the episode's first step along the real (s_t, a_t); each
 step's feature vector phi_t and target y_t = [enc(o_{t+1}), tanh r_t] are added to the Gram and cross terms

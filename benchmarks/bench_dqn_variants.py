@@ -31,7 +31,7 @@ from experiment.config import load_config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# PureJaxRL dqn.py on CartPole-v1, 2-core CPU, jax 0.10.2 (shared/specs/anchors.md section 5, rows A7 and A8):
+# PureJaxRL dqn.py on CartPole-v1, 2-core CPU, jax 0.10.2 (our earlier measurement of PureJaxRL's dqn.py):
 # (seeds, environment steps per second over all seeds, gradient updates per second over all seeds).
 PUREJAXRL_DQN = {"A7 (1 seed, 5e5 steps, 49,000 updates in 28.7 s)": (1, 17.4e3, 49000 / 28.7),
                  "A8 (30 seeds, 1e5 steps, 9,000 updates each in 111.5 s)": (30, 26.9e3, 30 * 9000 / 111.5)}

@@ -15,7 +15,7 @@ of 500 x 3):
     random 200-step episode, whose cost is negligible;
   - FLOPs: XLA's cost analysis counts a loop body once, so they are summed from loop-free parts: one
     propagation step of every candidate's particles (the ensemble on P x K rows) times H x I per control step
-    (the spec's P K H I model evaluations), and one Adam step's gradient times 5 x ceil(N / 32) per training
+    (P K H I model evaluations), and one Adam step's gradient times 5 x ceil(N / 32) per training
     call. Achieved FLOP/s over the measured time, and the fraction of the peak;
   - the projection of the published protocol (1 random + 50 planned episodes of 200 steps, 50 training calls at
     200, 400, ..., 10,000 rows; training time linear in the rows between the two measured sizes).

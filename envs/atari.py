@@ -18,10 +18,10 @@ What it cannot promise, plainly:
 - vmap outside the harness works, but jax.grad through the environment does not (there is none).
 
 `protocol` sets EnvPool's options to a seed's published protocol; each option can still be overridden:
-- "psdrl" (PSDRL, psdrl.md section 1): 64 x 64 grayscale, frame skip 4 with max over the last two frames,
+- "psdrl" (PSDRL, Sasso et al. 2023; remosasso/PSDRL): 64 x 64 grayscale, frame skip 4 with max over the last two frames,
   1-30 no-ops at reset, no sticky actions, the minimal action set, no life-loss terminals, raw rewards (the
   agent stores tanh), 27000 agent steps per episode, no frame stack (the GRU is the memory).
-- "rnd" (PPO + RND/SND, rnd_snd.md section 1): 96 x 96 grayscale, frame skip 4 with the max, 1-30 no-ops,
+- "rnd" (PPO + RND/SND, the RND/SND author's code): 96 x 96 grayscale, frame skip 4 with the max, 1-30 no-ops,
   sticky actions 0.25, the full 18-action set, 4500 agent steps; stack 4 frames newest first with
   env_wrappers {"frame_stack": 4, "frame_stack_order": "newest_first"} and reward positive_sign there too.
 - "machado" (Machado et al. 2018): 84 x 84, sticky 0.25, noop_max 1 (EnvPool's smallest setting; the protocol

@@ -1,4 +1,4 @@
-"""PETS's cartpole swing-up (MBRLCartpole-v0) written directly in JAX (pets.md section 4.1).
+"""PETS's cartpole swing-up (MBRLCartpole-v0) written directly in JAX (Chua et al. 2018; kchua/handful-of-trials).
 
 The equations of motion of the published MuJoCo model (cart 10.472 kg on a slider with damping 1, pole
 5.019 kg hinged at the cart with damping 1, a motor of gear 100 on the slider, control clipped to [-3, 3]),

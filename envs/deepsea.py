@@ -3,7 +3,7 @@
 An N x N grid: the agent starts top-left, every step moves one row down and one column left or right; "right" is
 a per-cell action (gymnax's fixed random mapping), costs 0.01 / N and only N rights in a row reach the
 bottom-right cell, which pays 1. A uniformly random policy finds it with probability 2^-N per episode, so the
-largest N an agent solves measures its exploration (rnd_snd.md section 7, bed 3).
+largest N an agent solves measures its exploration (Osband et al.'s bsuite DeepSea).
 
 Same dynamics, observation (the one-hot position, N x N) and rewards as gymnax's class; added here: `size` as a
 constructor keyword of ours, the cells of the grid as the visited-cells bitmap (one "room"), and the treasure as

@@ -1,4 +1,4 @@
-"""MiniMontezuma: a hard-exploration grid of rooms rendered natively to pixels (rnd_snd.md section 7, bed 1).
+"""MiniMontezuma: a hard-exploration grid of rooms rendered natively to pixels (ours, a small stand-in for Montezuma's Revenge).
 
 Rooms of 9 x 9 tiles sit on a grid of rooms; the agent sees only the room it is in, plus a strip showing the
 keys it holds and a column showing its lives. Keys open the locked doors of their colour (a key is used up),

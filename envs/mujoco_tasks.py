@@ -1,4 +1,4 @@
-"""PETS's three MuJoCo tasks on MuJoCo MJX, with the gymnax API (pets.md 4.2-4.4): Reacher3D, Pusher, HalfCheetah.
+"""PETS's three MuJoCo tasks on MuJoCo MJX, with the gymnax API (Chua et al. 2018; kchua/handful-of-trials): Reacher3D, Pusher, HalfCheetah.
 
 The model files (envs/assets/reacher3d.xml, pusher.xml, half_cheetah.xml) are written in this project from the
 published models' physical parameters; under MuJoCo 4.0 they reproduce the published files' trajectories to
@@ -152,7 +152,7 @@ class MJXTask(environment.Environment):
 
 # --- Reacher3D -----------------------------------------------------------------------------------------------
 def reacher_end_effector(obs):
-    """The published closed-form end effector of Reacher3D's arm from the joint angles obs[..., 0:7] (pets.md 4.2);
+    """The published closed-form end effector of Reacher3D's arm from the joint angles obs[..., 0:7] (Chua et al. 2018; kchua/handful-of-trials);
     at the rest pose (0.98928, -0.188, 0)."""
     t1, t2, t3, t4, t5, t6 = (obs[..., i] for i in range(6))
     axis = jnp.stack([jnp.cos(t2) * jnp.cos(t1), jnp.cos(t2) * jnp.sin(t1), -jnp.sin(t2)], axis=-1)

@@ -9,7 +9,7 @@ import pytest
 from experiment.config import ConfigError, load_config, load_json, validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PUBLISHED_ER = {  # model_dqn.md sections 4/5: the paper's configs/ER.json, key for key
+PUBLISHED_ER = {  # Young et al.: the paper's configs/ER.json, key for key
     "num_hidden_layers": 3, "num_hidden_units": 200, "alpha_adam": 5e-05, "b1_adam": 0.9, "b2_adam": 0.99,
     "eps_adam": 1e-5, "wd_adam": 1e-6, "softmax_temp": 0.1, "exploration_strat": "softmax", "batch_size": 320,
     "num_seeds": 30, "target_update_frequency": 100, "use_target": True, "buffer_size": 100000, "num_steps": 1000000,

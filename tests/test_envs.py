@@ -1,4 +1,4 @@
-"""Hand-worked transition tests for the paper's environments (shared/specs/model_dqn.md section 1).
+"""Hand-worked transition tests for the paper's environments (Young et al.; their published code).
 
 Every expected next state, observation, reward and terminal flag is worked out by hand in the test
 (a flat index (row*G + col)*C + channel, a literal vector, a literal position), never by calling the

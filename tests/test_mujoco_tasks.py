@@ -1,5 +1,5 @@
 """PETS's MuJoCo tasks on MJX (envs/mujoco_tasks.py): the refusal without the extra; Reacher3D's closed-form end
-effector against MuJoCo's kinematics; resets, observations and rewards worked from the spec (pets.md 4.2-4.4)
+effector against MuJoCo's kinematics; resets, observations and rewards worked from the published code (kchua/handful-of-trials)
 on rollouts that MJX (float32) and MuJoCo's C engine (float64) step side by side on the same model file; the
 planner's costs of agents/pets_tasks.py against the environments' rewards. Skipped without the mujoco extra,
 except the refusal."""

@@ -43,7 +43,7 @@ def test_bad_configs_are_refused_naming_the_key(changes, message):
 
 def test_episode_schedule():
     """One chunk per episode: random ones first; the model trains after the random rollouts and after every
-    nrollouts_per_iter planned ones, never after the last episode (pets.md 5.1)."""
+    nrollouts_per_iter planned ones, never after the last episode (Chua et al. 2018; kchua/handful-of-trials)."""
     agent = make(tiny())  # ninit 1, ntrain_iters 2, task_hor 20
     assert [agent.chunk_phase(t, True) for t in (0, 20, 40)] == [(False, True), (True, True), (True, False)]
     agent = make(tiny(ninit_rollouts=2, nrollouts_per_iter=2, num_steps=120))  # 2 random + 2 x 2 planned

@@ -1,5 +1,5 @@
 """PPO through the harness (agents/ppo.py): a short CartPole run at PureJaxRL's settings must learn; tiny
-MiniMontezuma runs of the distillation variants report every metric the spec lists, with the exploration
+MiniMontezuma runs of the distillation variants report every metric docs/ppo.md lists, with the exploration
 counts consistent, and a split run resumes to identical metrics. The parts are in tests/test_ppo_parts.py."""
 import os
 

@@ -1,4 +1,4 @@
-"""PPO's and the distillation's parts on fixed inputs (rnd_snd.md 2-4): GAE for two streams against a numpy
+"""PPO's and the distillation's parts on fixed inputs (the RND/SND author's code): GAE for two streams against a numpy
 reference (episodic and not, bootstrapped and the author's zero last step), the clipped objective and value
 loss, orthogonal initialisation gains, the masked predictor loss's kept fraction, the author's running mean,
 SND's contrastive loss on hand-made pairs, its pair sampling and augmentations, the entropy buffer; DeepSea's
@@ -106,7 +106,7 @@ def test_clipped_objective_and_value_loss_on_fixed_inputs():
 
 def test_orthogonal_gains_of_model_c():
     """Each layer's weight matrix (flattened to (fan_in, fan_out)) has orthonormal columns (fan_out <= fan_in)
-    scaled by the spec's gain: sqrt 2 for the torso, 0.01 for the actor, 0.1 for the critic's hidden layer, 0.01
+    scaled by the author's gain: sqrt 2 for the torso, 0.01 for the actor, 0.1 for the critic's hidden layer, 0.01
     for the value heads; biases zero."""
     config = {**tiny_config(), "network": "conv", "conv_channels": [8, 16], "conv_strides": [2, 1],
               "hidden_width": 32}

@@ -337,7 +337,7 @@ def published(**changes):
 
 
 def test_published_sizes_state_memory_and_refusal():
-    """At the published sizes the state of one seed is 1.29 GB (psdrl.md 8.1 estimates 1.5-2 GB; the ring stores
+    """At the published sizes the state of one seed is 1.29 GB (our earlier estimate was 1.5-2 GB; the ring stores
     one frame per step, not two); the run states it and refuses with the numbers when it does not fit."""
     config = published()
     env, params = envs.make_from_config(config)
@@ -346,7 +346,7 @@ def test_published_sizes_state_memory_and_refusal():
     per_seed = runner.tree_bytes(abstract)
     assert 1.2e9 < per_seed < 2.2e9, per_seed
     parameters = sum(x.size for x in jax.tree.leaves((abstract.params, abstract.target_value)))
-    assert 78e6 < parameters < 86e6  # about 82 M floats with the value target (psdrl.md 8.1)
+    assert 78e6 < parameters < 86e6  # about 82 M floats with the value target (the published networks)
     assert abstract.weights.shape == (1537, 2292) and abstract.posterior.scale.shape == (2292, 2292)
     axis = runner.RunAxis(1, 1, jax.devices()[:1])
     with pytest.raises(runner.RunError, match=r"would not fit: estimated memory .*\(100000 transitions .* "

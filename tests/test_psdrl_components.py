@@ -1,4 +1,4 @@
-"""PSDRL's building blocks against references (psdrl.md section 11): the PyTorch-formula GRU cell, the
+"""PSDRL's building blocks against references (Sasso et al. 2023; remosasso/PSDRL): the PyTorch-formula GRU cell, the
 autoencoder's shapes and bias-only border, PyTorch-style initialisation, the Bayesian last layer (ridge
 solution, the two sampling rules' covariances, the ridge ladder, the initial prior) and the whole-episode
 replay (reconstructed observations, no sequence crossing an episode boundary, FIFO eviction, T_eff)."""

@@ -3,7 +3,7 @@
     python train_scripts/pets_ablation.py --config configs/pets/CartpoleSwingUp_reduced.json --output DIR
         [--seed S] [--models D P DE PE] [--props E DS MM TS1 TSinf] [--metric return_running_max] [--resume]
 
-Every allowed combination (pets.md 2.1: D with E only; P with E, DS, MM; DE and PE with all five) trains as its
+Every allowed combination (Chua et al. 2018; kchua/handful-of-trials: D with E only; P with E, DS, MM; DE and PE with all five) trains as its
 own run, DIR/<model>-<prop>.out / .params, with the config's other keys unchanged and the same seed, so every
 combination sees the same initial random episode per seed. Combinations already complete in DIR are kept. The
 curves (mean over seeds, bootstrapped 95% band) go to DIR/ablation.png through plot_metric.py. A disallowed

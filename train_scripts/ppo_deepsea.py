@@ -1,4 +1,4 @@
-"""DeepSea at increasing sizes for the PPO variants: the largest size each one solves (rnd_snd.md section 7, bed 3).
+"""DeepSea at increasing sizes for the PPO variants: the largest size each one solves.
 
     python train_scripts/ppo_deepsea.py --config configs/ppo/DeepSea_cpu.json --output DIR
         [--sizes 8 12 16 20 24 32] [--variants none rnd snd snd_entropy] [--seed S] [--resume]

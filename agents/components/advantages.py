@@ -1,5 +1,5 @@
 """Generalised advantage estimation for one reward stream of a rollout, and the running statistics that
-intrinsic-motivation agents normalise by (rnd_snd.md 2.2, 3.2, 3.3).
+intrinsic-motivation agents normalise by (the RND/SND author's code).
 
 Rollouts are time-major: rewards, values and dones are (T, N) for T steps of N environments; done_t says that
 the episode ended with the step taken at t, so nothing of step t + 1 (the next episode's first state) flows

@@ -1,5 +1,5 @@
 """Bayesian linear regression over a network's last layer (a neural-linear posterior), as PSDRL fits it
-(psdrl.md section 4): one shared precision matrix for every output, a ridge ladder when the Cholesky factor
+(Sasso et al. 2023; remosasso/PSDRL): one shared precision matrix for every output, a ridge ladder when the Cholesky factor
 fails, and a sampled weight matrix W (outputs x features) that replaces the trained last layer.
 
 Pure functions over a small state: `accumulate` adds a batch of features and targets to the Gram and cross

@@ -1,4 +1,4 @@
-"""Action-sequence optimisers of PETS's model-predictive controller (pets.md section 3), as pure functions.
+"""Action-sequence optimisers of PETS's model-predictive controller (Chua et al. 2018; kchua/handful-of-trials), as pure functions.
 
 `cem(key, cost, mean, lower, upper, ...)` is the cross-entropy method of the published code: start from the
 warm-started mean and the fixed variance (upper - lower)^2 / 16, sample truncated normals kept two standard

@@ -1,4 +1,4 @@
-"""Network distillation for intrinsic motivation (rnd_snd.md 3 and 4): the target and predictor networks, the
+"""Network distillation for intrinsic motivation (the RND/SND author's code): the target and predictor networks, the
 intrinsic rewards of RND and SND, the predictor's masked loss, SND's contrastive target loss with its pair
 sampling and augmentations, and the feature ring buffer of "SND + entropy".
 
@@ -29,7 +29,7 @@ def linear(width, gain):
 
 def distillation_networks(channels, strides, features: int = 512, images: bool = True):
     """(target, predictor) as haiku transforms of the distillation input (B, H, W, C): ELU conv stacks, then
-    target: Linear(features); predictor: Linear 512 ELU, Linear 512 ELU, Linear(features) (rnd_snd.md 3.1, the
+    target: Linear(features); predictor: Linear 512 ELU, Linear 512 ELU, Linear(features) (the RND/SND author's code, the
     author's model B convs by default). Without `images` the input (B, ...) is flattened and the convs skipped
     (DeepSea's one-hot board)."""
     def torso(x):
@@ -160,7 +160,7 @@ AUGMENTATIONS = ("cnd_2023", "cnd_2022_10", "snd_2022")
 
 
 def augment(key, images, recipe: str):
-    """The author's augmentation recipes (rnd_snd.md 4.3) on (B, H, W, C) float images (other inputs (B, ...): tile
+    """The author's augmentation recipes (the RND/SND author's code) on (B, H, W, C) float images (other inputs (B, ...): tile
     dropout becomes dropout of single entries, pixelation is skipped):
     cnd_2023: tile dropout (q 0.5), uniform noise +-0.2 (q 0.5); cnd_2022_10: tile dropout (q 0.5), noise always;
     snd_2022: pixelate 2 (q 0.5), pixelate 4 (q 0.25), pixel dropout 0.1 (q 0.125), noise always."""

@@ -1,4 +1,4 @@
-"""PETS's dynamics model: an ensemble of B fully connected networks trained as one (pets.md section 1).
+"""PETS's dynamics model: an ensemble of B fully connected networks trained as one (Chua et al. 2018; kchua/handful-of-trials).
 
 `make_ensemble(members, hidden, outputs, probabilistic)` returns a haiku transform whose apply takes the
 normalised inputs as [B, M, in] (member b sees only slice b) or [M, in] (broadcast to every member) and gives

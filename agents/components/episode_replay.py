@@ -1,5 +1,5 @@
 """A whole-episode replay buffer as pure functions over a state: a ring of steps with an episode table
-(psdrl.md sections 6.3 and 8.3). The episode in progress is written ahead but never sampled until it is
+(Sasso et al. 2023; remosasso/PSDRL). The episode in progress is written ahead but never sampled until it is
 committed at its end; sampled sequences never cross an episode boundary.
 
 Per step the ring keeps only the next frame; an observation is the previous slot's next frame, or the

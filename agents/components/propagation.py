@@ -1,4 +1,4 @@
-"""PETS's particle propagation through an ensemble (pets.md section 2): E, DS, MM, TS1, TSinf, and the cost of a
+"""PETS's particle propagation through an ensemble (Chua et al. 2018; kchua/handful-of-trials): E, DS, MM, TS1, TSinf, and the cost of a
 candidate action sequence.
 
 `predict(states [B, N, dO], actions [B, N, dU]) -> (mean [B, N, dT], var [B, N, dT] or None)` is the ensemble,
