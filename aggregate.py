@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from experiment.files import FileFormatError  # noqa: E402
 from experiment.results import load_runs  # noqa: E402
+from plot_metric import point_scores  # noqa: E402
 
 AGGREGATES = ("IQM", "median", "mean", "optimality gap")
 
@@ -45,14 +46,13 @@ def parse_args(argv):
 
 
 def final_scores(spec: str, metric: str, window: int | None) -> np.ndarray:
-    """Per run (seed; every grid point of a sweep counts as runs too), the mean of the last `window` evaluations."""
+    """Per run (seed; every grid point of a sweep counts as runs too), plot_metric's "final" score: the mean of the
+    last `window` evaluations (default: the last 10%, at least one)."""
     data = load_runs(spec)
     if metric not in data["metrics"]:
         raise ValueError(f"'{spec}' has no metric '{metric}'")
     values = np.asarray(data["metrics"][metric], dtype=float)
-    values = values.reshape(values.shape[0], -1)  # (evals, runs)
-    window = window or max(1, int(round(0.1 * len(values))))
-    return np.nanmean(values[-window:], axis=0)
+    return point_scores(values.reshape(values.shape[0], -1), "final", window)  # (evals, runs) -> (runs,)
 
 
 def normalise(scores: np.ndarray, reference: dict, task: str) -> np.ndarray:
