@@ -53,6 +53,8 @@ def extra_installed(name: str) -> bool:
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a learning run or a long end-to-end run; `pytest -m \"not slow\"` is the "
+                                       "inner loop")
     config.addinivalue_line("markers", "extra(*names, required=True): the test needs (or, with required=False, "
                                        "reaches further with) these extras; skipped when a required one is absent")
 

@@ -79,6 +79,7 @@ def tiny_pets(episodes: int, horizon: int = 20):
                                         "checkpoint_frequency": horizon})
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_pets_checkpoints_grow_with_the_data_and_resume_exactly(tmp_path, row_log_on, monkeypatch):
     """A checkpoint after every episode of 100 steps: the checkpoint bytes written over a run of 9 episodes are about
     4 times those of 3 (measured 4.1: the episode buffers logged once, the model and optimiser state each time),

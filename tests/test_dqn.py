@@ -76,6 +76,7 @@ def random_policy_return(env, env_params, episodes=2000, steps=100):
     return float(jnp.mean(jax.jit(jax.vmap(episode))(jax.random.split(jax.random.PRNGKey(0), episodes))))
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_short_run_learns_small_procmaze(tmp_path):
     """ProcMaze G=3, 3 seeds, 32k steps: the greedy policy must beat a random one by at least 5 per episode.
 

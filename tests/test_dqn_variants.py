@@ -221,6 +221,7 @@ def test_first_step_reaching_target_by_hand():
     np.testing.assert_array_equal(runner.first_step_reaching(table, 3, 100.0, window=2), [-1, -1, -1])
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_rainbow_lite_learns_cartpole_quickly(tmp_path):
     """Double + dueling + prioritized replay on CartPole-v1, 2 seeds, 15k steps: the greedy policy must hold the
     pole far longer than a random one (about 22 steps) and the episode log must show training improve.

@@ -415,6 +415,7 @@ def learning_run(request, tmp_path_factory):
     return agent_type, prefix, runner.run(config, model_dqn.make, seed=0, output=prefix, progress=False)
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_short_run_learns_small_procmaze(learning_run):
     """Measured here (mean of 3 seeds on 2 CPU devices, first and last evaluation): perfect -44.8 -> -9.8 (8k
     steps), simple -44.8 -> -4.1 (20k; its model step size 3e-3 makes it robust: with 1e-3 the seeds' end
@@ -430,6 +431,7 @@ def test_short_run_learns_small_procmaze(learning_run):
     assert curve[-1] > curve[0] + 5, f"{agent_type}: learning curve {curve}"
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_model_losses_are_logged_per_chunk_and_fall(learning_run):
     agent_type, _, result = learning_run
     metrics = result["metrics"]

@@ -10,6 +10,7 @@ swings higher than any before reaches states the model has not seen (on jax 0.10
 0.16, 0.42, 0.68, 0.18, 0.15). (It used to assert that the error falls from the first planned episode to the last,
 then that every episode's stays below 0.5: neither is a property of PETS.)
 """
+import pytest
 import numpy as np
 
 from agents import pets
@@ -20,6 +21,7 @@ SHRUNK = {"num_seeds": 2, "ntrain_iters": 5, "num_steps": 1200, "plan_hor": 15, 
           "max_iters": 3, "npart": 10}
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_pets_learns_the_swing_up(tmp_path):
     raw = config_lib.load_json("configs/pets/CartpoleSwingUp_reduced.json")
     config = config_lib.validate("PETS", {**raw, **SHRUNK})

@@ -1,6 +1,7 @@
 """The conv DQN on rendered observations: frames stored as uint8 in the replay and read as [0, 1] floats, a
 training chunk on a rendered MinAtar game, a learning run on rendered ProcMaze that must beat the random
 policy, and the rooms visited logged on MiniMontezuma."""
+import pytest
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +51,7 @@ def test_rendered_minatar_replay_stores_uint8_frames_and_trains(tmp_path):
     assert leaves and all(np.isfinite(np.asarray(leaf)).all() for leaf in leaves)
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_conv_dqn_learns_rendered_procmaze(tmp_path):
     """configs/pixels/ProcMaze_pixels_DQN.json (G=3 rendered at 12x12, conv 32 4x4/4 + 2 x 64 units) with 4 seeds
     and 50k steps (about 75 s here). A uniformly random policy scores about -20.4 under the evaluation; an

@@ -13,6 +13,7 @@ from experiment import files, runner
 CARTPOLE = "configs/ppo/CartPole_purejaxrl.json"
 
 
+@pytest.mark.slow  # a learning run: `-m "not slow"` leaves it out
 def test_cartpole_ppo_learns(tmp_path):
     """2 seeds x 131,072 steps (256 updates of 4 x 128): every seed's mean return over the last four evaluation
     periods exceeds 150 (a uniformly random policy averages about 22; the maximum is 500). About 15 s."""
