@@ -4,7 +4,7 @@ import os
 import sys
 
 from experiment import config as config_lib
-from experiment import files, runner
+from experiment import devices, files, runner
 from experiment.tensorboard import TensorBoardError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,17 +32,13 @@ def parse_args(argv, default_output: str, description: str):
     parser.add_argument("--distributed", action="store_true",
                         help="multi-host: call jax.distributed.initialize() first (under SLURM it reads the job's "
                              "variables); runs are sharded across every host's devices, host 0 writes the files")
+    parser.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                        help="with --distributed outside SLURM: process 0's address (JAX_COORDINATOR_ADDRESS also works)")
+    parser.add_argument("--num-processes", type=int, default=None, metavar="N",
+                        help="with --distributed outside SLURM: how many processes take part")
+    parser.add_argument("--process-id", type=int, default=None, metavar="I",
+                        help="with --distributed outside SLURM: this process's index, 0 .. N-1 (0 writes the files)")
     return parser.parse_args(argv)
-
-
-def _initialize_distributed() -> None:
-    import jax
-    try:
-        jax.distributed.initialize()
-    except (RuntimeError, ValueError) as e:
-        raise runner.RunError(f"--distributed: jax.distributed.initialize() failed ({e}); run under SLURM or set "
-                              f"the coordinator address, number of processes and process id as JAX's "
-                              f"documentation says") from None
 
 
 def one_line(message: str) -> str:
@@ -77,6 +73,10 @@ def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
         return 2
     config_path = args.config or QUICKSTART_CONFIG
     try:
+        distributed = devices.distributed_arguments(args.distributed, args.coordinator, args.num_processes,
+                                                    args.process_id)
+        if distributed is not None and not args.check:
+            devices.join_processes(distributed)  # a no-op where the script's devices.start_backend() joined them
         raw = config_lib.load_json(config_path)
         if args.seed_offset is not None:
             raw["seed_offset"] = args.seed_offset
@@ -85,15 +85,21 @@ def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
             print(runner.check_only(config, make_agent, seed=args.seed))
             print(f"{config_path}: a valid {config_lib.AGENT_NAMES[agent_type]} config; nothing was run")
             return 0
-        if args.distributed:
-            _initialize_distributed()
         runner.run(config, make_agent, seed=args.seed, output=args.output, resume=args.resume,
                    overwrite=args.overwrite, progress=not args.no_progress, tensorboard=args.tensorboard)
-    except (config_lib.ConfigError, files.FileFormatError, runner.RunError, TensorBoardError) as e:
+    except (config_lib.ConfigError, files.FileFormatError, runner.RunError, TensorBoardError,
+            devices.DistributedError) as e:
         print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except runner.Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130
-    print(f"wrote {args.output}.out" + (f" and {args.output}.params" if config["save_params"] else ""))
+    written = f"{args.output}.out" + (f" and {args.output}.params" if config["save_params"] else "")
+    if distributed is not None:
+        import jax
+
+        if jax.process_index() > 0:
+            print(f"process {jax.process_index()} of {jax.process_count()} done; process 0 writes {written}")
+            return 0
+    print(f"wrote {written}")
     return 0

@@ -15,8 +15,10 @@ classic (Eigen) dot kernels are faster: a chain of the products above 1.33x, the
 training steps 1.17-1.30x, ER DQN's 1.17x (README, Benchmarks). The compiled runs ask for them per program
 (`compiler_options`), where this jaxlib knows the option; elsewhere they compile as XLA chooses.
 """
+import argparse
 import functools
 import os
+import sys
 
 DEVICE_COUNT_VARIABLE = "JAX_NUM_CPU_DEVICES"
 
@@ -48,6 +50,75 @@ def use_every_core() -> int | None:
     except AttributeError:  # a JAX without the option: one CPU device, as before
         return None
     return cores
+
+
+class DistributedError(ValueError):
+    """--distributed could not join the processes, or its flags are impossible."""
+
+
+def distributed_arguments(distributed: bool, coordinator=None, num_processes=None, process_id=None) -> dict | None:
+    """jax.distributed.initialize's arguments from the train scripts' flags, None without --distributed. The
+    three are optional with --distributed (under SLURM JAX reads them from the job) and refused without it."""
+    given = {"coordinator_address": coordinator, "num_processes": num_processes, "process_id": process_id}
+    if not distributed:
+        named = [flag for flag, value in zip(("--coordinator", "--num-processes", "--process-id"), given.values())
+                 if value is not None]
+        if named:
+            raise DistributedError(f"{', '.join(named)} only mean something with --distributed")
+        return None
+    if num_processes is not None and num_processes < 1:
+        raise DistributedError(f"--num-processes must be >= 1, got {num_processes}")
+    if process_id is not None and not 0 <= process_id < (num_processes or float("inf")):
+        bound = f"in 0 .. {num_processes - 1}" if num_processes else ">= 0"
+        raise DistributedError(f"--process-id must be {bound}, got {process_id}")
+    return {name: value for name, value in given.items() if value is not None}
+
+
+_joined = False
+
+
+def join_processes(arguments: dict) -> None:
+    """jax.distributed.initialize(**arguments), once per process; it must come before JAX's backend starts."""
+    global _joined
+    if _joined:
+        return
+    import jax
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        raise DistributedError("--distributed: JAX's backend started before the processes joined; start the "
+                               "train script itself (python train_scripts/train_X.py ... --distributed), whose "
+                               "first lines join them")
+    try:
+        jax.distributed.initialize(**arguments)
+    except (RuntimeError, ValueError) as e:
+        raise DistributedError(f"--distributed: jax.distributed.initialize() failed ({e}); run under SLURM or "
+                               f"give --coordinator HOST:PORT, --num-processes N and --process-id I") from None
+    _joined = True
+
+
+def start_backend(argv=None) -> None:
+    """What a train script does before importing anything that starts JAX (importing gymnax does): one CPU
+    device per core, and with --distributed, join the other processes. Bad distributed flags print one line
+    and exit with status 2; anything else on the command line is left to the script's own parser."""
+    use_every_core()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--distributed" not in argv or "--check" in argv or "-h" in argv or "--help" in argv:
+        return
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--distributed", action="store_true")
+    parser.add_argument("--coordinator")
+    parser.add_argument("--num-processes", type=int)
+    parser.add_argument("--process-id", type=int)
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return  # a malformed number: the script's parser names it
+    try:
+        join_processes(distributed_arguments(True, args.coordinator, args.num_processes, args.process_id))
+    except DistributedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 # The per-program XLA options of the compiled runs on CPU: no YNNPACK fusions (an empty list of fusion kinds).

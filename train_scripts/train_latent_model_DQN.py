@@ -6,9 +6,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a plain checkout too
 
-from experiment.devices import use_every_core  # noqa: E402
+from experiment.devices import start_backend  # noqa: E402
 
-use_every_core()  # one CPU device per core, before anything starts JAX (importing gymnax does)
+start_backend()  # CPU devices per core, --distributed joined: before anything starts JAX (importing gymnax does)
 
 from agents import model_dqn  # noqa: E402
 from experiment.cli import main  # noqa: E402
