@@ -33,5 +33,7 @@ setup(
         # aggregate.py: IQM, optimality gap, performance profiles, probability of improvement (Agarwal et al. 2021).
         # rliable 1.2 pins arch < 8, whose import fails under pandas 3: hence pandas < 3.
         "stats": ["rliable>=1.2", "pandas<3"],
+        # launch.py: many runs as SLURM job arrays (or the same jobs locally) through submitit.
+        "slurm": ["submitit>=1.5"],
     },
 )

@@ -41,7 +41,7 @@ if devices.DEVICE_COUNT_VARIABLE not in os.environ:
 # README's install command alone. `.ci/run` runs the suite so, then installs every extra and runs `-m extra`.
 # `@pytest.mark.extra("atari", "mujoco", required=False)` marks a test that runs either way but reaches further with
 # the extras (the config fuzzing), so the second part runs it again.
-EXTRA_MODULES = {"atari": "envpool", "mujoco": "mujoco.mjx", "tensorboard": "tensorboardX", "stats": "rliable"}
+EXTRA_MODULES = {"atari": "envpool", "mujoco": "mujoco.mjx", "tensorboard": "tensorboardX", "stats": "rliable", "slurm": "submitit"}
 
 
 def extra_installed(name: str) -> bool:
