@@ -29,6 +29,9 @@ def parse_args(argv, default_output: str, description: str):
     parser.add_argument("--check", action="store_true",
                         help="validate the config, build the environment and agent and estimate the memory, then exit "
                              "without running or writing anything")
+    parser.add_argument("--describe", action="store_true",
+                        help="print every config key of this agent with its default, what it must be and its meaning "
+                             "(docs/keys/ has the same as tables), then exit")
     parser.add_argument("--distributed", action="store_true",
                         help="multi-host: call jax.distributed.initialize() first (under SLURM it reads the job's "
                              "variables); runs are sharded across every host's devices, host 0 writes the files")
@@ -68,6 +71,11 @@ def run_in_series(label: str, config: dict, make_agent, seed: int, output: str, 
 
 def main(agent_type: str, make_agent, default_output: str, argv=None) -> int:
     args = parse_args(argv, default_output, f"Train {config_lib.AGENT_NAMES[agent_type]} over many seeds at once.")
+    if args.describe:
+        from experiment import describe
+
+        print(describe.text(agent_type))
+        return 0
     if args.resume and args.overwrite:
         print("error: --resume and --overwrite exclude each other", file=sys.stderr)
         return 2
