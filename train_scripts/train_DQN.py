@@ -1,7 +1,11 @@
-"""Train the DQN family (ER DQN and its extensions: double, dueling, prioritized replay, epsilon schedules, conv
-torso) over num_seeds seeds: python train_scripts/train_DQN.py --config configs/dqn_variants/CartPole-v1_DQN.json
+"""Train the DQN family (ER DQN and its extensions: double DQN, dueling networks, prioritized replay, epsilon
+schedules, a conv torso for pixels) over num_seeds seeds vmapped in one process.
 
-The same agent and config keys as train_ER_DQN.py; only the default output prefix differs ("DQN").
+    python train_scripts/train_DQN.py   # quickstart: CartPole-v1, 4 seeds, 50k steps
+    python train_scripts/train_DQN.py --seed 0 --config configs/dqn_variants/CartPole-v1_Double_DQN.json --output DDQN
+
+The same agent and config keys as train_ER_DQN.py; only the default config and output prefix differ. Manual:
+docs/dqn.md; every key: docs/keys/ER.md or --describe.
 """
 import os
 import sys
@@ -16,4 +20,5 @@ from agents import dqn  # noqa: E402
 from experiment.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main("ER", dqn.make, default_output="DQN"))
+    sys.exit(main("ER", dqn.make, default_output="DQN",
+                  default_config="quickstart_DQN.json", description=__doc__))

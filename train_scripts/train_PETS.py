@@ -1,5 +1,11 @@
-"""Train PETS over num_seeds seeds: python train_scripts/train_PETS.py --seed S --config configs/pets/<task>.json
---output O (the same flags, files, progress bar, resume and error handling as the DQN family)."""
+"""Train PETS (probabilistic ensembles, trajectory sampling, CEM or random-shooting MPC) over num_seeds seeds
+vmapped in one process.
+
+    python train_scripts/train_PETS.py   # quickstart: Pendulum-v1, 2 seeds, 6 episodes
+    python train_scripts/train_PETS.py --seed 0 --config configs/pets/CartpoleSwingUp.json --output PETS
+
+Manual: docs/pets.md; every key: docs/keys/PETS.md or --describe.
+"""
 import os
 import sys
 
@@ -13,4 +19,5 @@ from agents import pets  # noqa: E402
 from experiment.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main("PETS", pets.make, default_output="PETS"))
+    sys.exit(main("PETS", pets.make, default_output="PETS",
+                  default_config="quickstart_PETS.json", description=__doc__))

@@ -1,6 +1,11 @@
-"""Train PPO (plain, + RND, + SND, + SND and entropy: the `distillation` key) over num_seeds seeds:
-python train_scripts/train_PPO.py --seed S --config configs/ppo/<task>.json --output O (the same flags, files,
-progress bar, resume and error handling as the DQN family)."""
+"""Train PPO, PPO + RND, PPO + SND or PPO + SND + entropy (the `distillation` key) over num_seeds seeds vmapped
+in one process.
+
+    python train_scripts/train_PPO.py   # quickstart: CartPole-v1, 4 seeds, 500k steps
+    python train_scripts/train_PPO.py --seed 0 --config configs/ppo/MiniMontezuma_cpu_rnd.json --output RND
+
+Manual: docs/ppo.md; every key: docs/keys/PPO.md or --describe.
+"""
 import os
 import sys
 
@@ -14,4 +19,5 @@ from agents import ppo  # noqa: E402
 from experiment.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main("PPO", ppo.make, default_output="PPO"))
+    sys.exit(main("PPO", ppo.make, default_output="PPO",
+                  default_config="quickstart_PPO.json", description=__doc__))

@@ -1,5 +1,10 @@
-"""Train PSDRL over num_seeds seeds: python train_scripts/train_PSDRL.py --seed S --config configs/psdrl/<task>.json
---output O (the same flags, files, progress bar, resume and error handling as the DQN family)."""
+"""Train PSDRL (posterior sampling with a latent transition model) over num_seeds seeds vmapped in one process.
+
+    python train_scripts/train_PSDRL.py   # quickstart: rendered Catch, 2 seeds, 1k steps
+    python train_scripts/train_PSDRL.py --seed 0 --config configs/psdrl/Catch_pixels.json --output PSDRL
+
+Manual: docs/psdrl.md; every key: docs/keys/PSDRL.md or --describe.
+"""
 import os
 import sys
 
@@ -13,4 +18,5 @@ from agents import psdrl  # noqa: E402
 from experiment.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main("PSDRL", psdrl.make, default_output="PSDRL"))
+    sys.exit(main("PSDRL", psdrl.make, default_output="PSDRL",
+                  default_config="quickstart_PSDRL.json", description=__doc__))

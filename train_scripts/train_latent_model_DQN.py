@@ -1,5 +1,10 @@
-"""Train latent-model DQN over num_seeds seeds:
-python train_scripts/train_latent_model_DQN.py --seed 0 --config configs/categorical_latent_model.json (or gaussian_latent_model.json) --output latent_model
+"""Train latent-model DQN (Young et al.: categorical or Gaussian latents, Q learned from imagined rollouts) over
+num_seeds seeds vmapped in one process.
+
+    python train_scripts/train_latent_model_DQN.py   # quickstart: ProcMaze 3x3, 4 seeds, 2k steps
+    python train_scripts/train_latent_model_DQN.py --seed 0 --config configs/categorical_latent_model.json --output C
+
+Manual: docs/model_dqn.md; every key: docs/keys/latent_model.md or --describe.
 """
 import os
 import sys
@@ -14,4 +19,5 @@ from agents import model_dqn  # noqa: E402
 from experiment.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main("latent_model", model_dqn.make, default_output="latent_model"))
+    sys.exit(main("latent_model", model_dqn.make, default_output="latent_model",
+                  default_config="quickstart_latent_model.json", description=__doc__))

@@ -1,5 +1,10 @@
-"""Train perfect-model DQN over num_seeds seeds:
-python train_scripts/train_perfect_model_DQN.py --seed 0 --config configs/perfect_model.json --output perfect_model
+"""Train perfect-model DQN (Young et al.: Q learned from rollouts of the true environment) over num_seeds seeds
+vmapped in one process.
+
+    python train_scripts/train_perfect_model_DQN.py   # quickstart: ProcMaze 3x3, 4 seeds, 8k steps
+    python train_scripts/train_perfect_model_DQN.py --seed 0 --config configs/perfect_model.json --output P
+
+Manual: docs/model_dqn.md; every key: docs/keys/perfect_model.md or --describe.
 """
 import os
 import sys
@@ -14,4 +19,5 @@ from agents import model_dqn  # noqa: E402
 from experiment.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main("perfect_model", model_dqn.make, default_output="perfect_model"))
+    sys.exit(main("perfect_model", model_dqn.make, default_output="perfect_model",
+                  default_config="quickstart_perfect_model.json", description=__doc__))

@@ -1,5 +1,10 @@
-"""Train simple-model DQN over num_seeds seeds:
-python train_scripts/train_simple_model_DQN.py --seed 0 --config configs/simple_model.json --output simple_model
+"""Train simple-model DQN (Young et al.: Q learned from rollouts of an observation-space model) over num_seeds
+seeds vmapped in one process.
+
+    python train_scripts/train_simple_model_DQN.py   # quickstart: ProcMaze 3x3, 4 seeds, 8k steps
+    python train_scripts/train_simple_model_DQN.py --seed 0 --config configs/simple_model.json --output S
+
+Manual: docs/model_dqn.md; every key: docs/keys/simple_model.md or --describe.
 """
 import os
 import sys
@@ -14,4 +19,5 @@ from agents import model_dqn  # noqa: E402
 from experiment.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main("simple_model", model_dqn.make, default_output="simple_model"))
+    sys.exit(main("simple_model", model_dqn.make, default_output="simple_model",
+                  default_config="quickstart_simple_model.json", description=__doc__))
