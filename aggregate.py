@@ -41,7 +41,7 @@ def parse_args(argv):
     parser.add_argument("--metric", default="reward_rates", help="the per-seed metric scored (reward_rates)")
     parser.add_argument("--final-window", type=int, default=None, help="evaluations averaged per run (last 10%%)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (2000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (0)")
     return parser.parse_args(argv)
 
 
@@ -151,8 +151,8 @@ def main(argv=None) -> int:
     except (ValueError, FileFormatError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    points, intervals = aggregates(matrices, args.reps, args.seed)
-    pairs = improvement(matrices, args.reps, args.seed)
+    points, intervals = aggregates(matrices, args.reps, args.bootstrap_seed)
+    pairs = improvement(matrices, args.reps, args.bootstrap_seed)
     taus = np.linspace(min(0.0, min(m.min() for m in matrices.values())),
                        max(1.0, max(m.max() for m in matrices.values())), 101)
     profile, profile_ci = profiles(matrices, taus, args.reps)

@@ -1,6 +1,6 @@
 """Export .out files to one tidy long-format CSV: a row per evaluation, grid point, seed and metric.
 
-    python export_csv.py runs/ER_s0.out,runs/ER_s1.out runs/PPO.out -o results.csv [--metrics reward_rates ...]
+    python export_csv.py -d runs/ER_s0.out,runs/ER_s1.out runs/PPO.out -o results.csv [--metrics reward_rates ...]
 
 Columns: run (the file, or the pooled files, or --labels), agent, environment, grid_point (a sweep's point index,
 0 without one), master_seed, seed (the seed's index under its master seed: seed_offset + column), step (the
@@ -23,7 +23,8 @@ from experiment.results import TIDY_COLUMNS, tidy_rows  # noqa: E402
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", nargs="+", help=".out files; A.out,B.out pools one config's jobs into one run")
+    parser.add_argument("-d", "--data", nargs="+", required=True,
+                        help=".out files; A.out,B.out pools one config's jobs into one run")
     parser.add_argument("-o", "--output", required=True, help="the CSV file to write")
     parser.add_argument("--metrics", nargs="+", default=None, help="only these per-seed metrics (default: all)")
     parser.add_argument("--labels", nargs="+", default=None, help="the run column's value, one per data argument")

@@ -1,7 +1,7 @@
 """PETS's per-run outputs beyond the .out: the published logs.mat fields as .npz, and a rollout drawn as a GIF/MP4.
 
-    python pets_outputs.py archive PETS [-o PETS.npz]
-    python pets_outputs.py render PETS [--seed-index 0] [--episode -1] [-o swingup.gif] [--fps 25]
+    python pets_outputs.py archive -d PETS [-o PETS.npz]
+    python pets_outputs.py render -d PETS [--seed-index 0] [--episode -1] [-o swingup.gif] [--fps 25]
 
 PETS is the output stem of train_PETS.py (PETS.out and PETS.params beside each other). `archive` writes, per
 seed (leading axis S) and for the episodes run so far: observations [S, E, T + 1, dO] (with each reset
@@ -144,10 +144,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     to_archive = commands.add_parser("archive", help="logs.mat's fields as .npz")
-    to_archive.add_argument("stem")
+    to_archive.add_argument("-d", "--data", dest="stem", required=True, help="the run's output prefix")
     to_archive.add_argument("-o", "--output", default=None)
     to_render = commands.add_parser("render", help="one episode as a GIF or MP4")
-    to_render.add_argument("stem")
+    to_render.add_argument("-d", "--data", dest="stem", required=True, help="the run's output prefix")
     to_render.add_argument("--seed-index", type=int, default=0)
     to_render.add_argument("--episode", type=int, default=-1)
     to_render.add_argument("--fps", type=int, default=25)

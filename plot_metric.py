@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "-O", "--output", help="save the figure to this file (default when there is no display: "
                                           "<metric>.png in the current directory)")
     p.add_argument("--labels", nargs="+", help="legend labels, one per --data file (default: the file names)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (0)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling (0)")
     p.add_argument("--title", help="figure title")
     p.add_argument("--ylabel", help="y axis label (default: the metric name)")
     p.add_argument("--plot", choices=("curves", "episodes", "density", "best", "points", "sensitivity"),
@@ -534,12 +534,12 @@ def _run(argv) -> int:
         matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     if args.plot in ("curves", "best", "points"):
-        fig = make_figure(curves, labels, args.metric, seed=args.seed, title=args.title, ylabel=args.ylabel)
+        fig = make_figure(curves, labels, args.metric, seed=args.bootstrap_seed, title=args.title, ylabel=args.ylabel)
     elif args.plot == "sensitivity":
         ylabel = args.ylabel or f"{args.metric} ({args.criterion})"
-        fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.seed, title=args.title)
+        fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.bootstrap_seed, title=args.title)
     elif args.plot == "episodes":
-        fig = make_episode_figure(tables, labels, args.rolling, seed=args.seed, title=args.title)
+        fig = make_episode_figure(tables, labels, args.rolling, seed=args.bootstrap_seed, title=args.title)
     else:
         fig = make_density_figure(score_sets, labels, symlog=args.symlog, title=args.title)
     try:

@@ -54,7 +54,8 @@ def make_study_figure(found: dict, seed: int = 0):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Plot the study's learning curves, one panel per cell group.")
-    parser.add_argument("--input-dir", "-i", default="study")
+    parser.add_argument("-d", "--data", "--input-dir", "-i", dest="input_dir", default="study",
+                        help="the directory of the study's .out files (run_study.py's --output-dir)")
     parser.add_argument("--output", "-o", default="study.png")
     parser.add_argument("--window", "-w", type=int, default=1, help="moving-average length over evaluations")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """The distillation feature space of one episode, projected to 2-D and coloured by room (the SND author's picture:
 RND's target clusters rooms into islands, SND's trained target spreads them).
 
-    python ppo_features.py RUN [--seed-index 0] [--steps 2000] [-o features.png]
+    python ppo_features.py -d RUN [--seed-index 0] [--steps 2000] [-o features.png]
 
 RUN is the output stem of train_PPO.py (RUN.out and RUN.params). One episode of that seed's trained policy
 (actions sampled, from a fresh reset of the run's environment, at most --steps steps) is fed through the seed's
@@ -127,7 +127,7 @@ def draw(stem, config, seed_index, features, rooms, path):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stem")
+    parser.add_argument("-d", "--data", dest="stem", required=True, help="the run's output prefix")
     parser.add_argument("--seed-index", type=int, default=0)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("-o", "--output", default="features.png")

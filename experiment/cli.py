@@ -50,15 +50,42 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
-def run_in_series(label: str, config: dict, make_agent, seed: int, output: str, resume: bool) -> int:
+def add_series_flags(parser) -> None:
+    """The flags of a command that drives many runs (pets_ablation.py, ppo_deepsea.py), as the train scripts'."""
+    parser.add_argument("--resume", action="store_true", help="continue interrupted runs (complete ones are kept)")
+    parser.add_argument("--overwrite", action="store_true", help="train every run again, replacing its files")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--check", action="store_true",
+                        help="validate every run's config, build its environment and agent and estimate the memory, "
+                             "then exit without running or writing anything")
+
+
+def series_flags_conflict(args) -> int:
+    """2 after one line when --resume and --overwrite are both given, else 0."""
+    if args.resume and args.overwrite:
+        print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_in_series(label: str, config: dict, make_agent, seed: int, output: str, args) -> int:
     """One run of a command that drives many (pets_ablation.py, ppo_deepsea.py), skipped when its .out is already
-    complete. Returns 0 when the run is done, else the command's exit status after one line: 2 for an error, 1
-    when interrupted (run the command again with --resume)."""
-    if files.run_complete(output):
+    complete (unless args.overwrite); with args.check only checked. Returns 0 when the run is done, else the
+    command's exit status after one line: 2 for an error, 1 when interrupted (run the command again with
+    --resume)."""
+    if args.check:
+        try:
+            print(f"{label}: {runner.check_only(config, make_agent, seed=seed)}")
+        except (config_lib.ConfigError, runner.RunError) as e:
+            print(f"error: {label}: {one_line(str(e))}", file=sys.stderr)
+            return 2
+        return 0
+    if files.run_complete(output) and not args.overwrite:
         return 0
     print(f"== {label}", flush=True)
     try:
-        runner.run(config, make_agent, seed=seed, output=output, resume=resume)
+        runner.run(config, make_agent, seed=seed, output=output, resume=args.resume, overwrite=args.overwrite,
+                   progress=not args.no_progress)
     except (runner.RunError, files.FileFormatError) as e:
         print(f"error: {label}: {one_line(str(e))}", file=sys.stderr)
         return 2

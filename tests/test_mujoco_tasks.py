@@ -179,7 +179,7 @@ def test_pets_plans_reacher3d_through_the_harness(tmp_path):
     returns = np.asarray(result["metrics"]["return"])
     assert returns.shape == (2, 2) and np.all(returns[1] > returns[0] + 20), returns
     import pets_outputs
-    assert pets_outputs.main(["archive", str(tmp_path / "reacher")]) == 0
+    assert pets_outputs.main(["archive", "-d", str(tmp_path / "reacher")]) == 0
     archive = np.load(str(tmp_path / "reacher.npz"))
     obs, actions, rewards = archive["observations"], archive["actions"], archive["rewards"]
     effector = np.asarray(mujoco_tasks.reacher_end_effector(jnp.asarray(obs[:, :, 1:])))
@@ -190,7 +190,7 @@ def test_pets_plans_reacher3d_through_the_harness(tmp_path):
     # compilation segfault (seen in the suite, in a later test's compile).
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "pets_outputs.py", "render", str(tmp_path / "reacher"), "--seed-index",
+    done = subprocess.run([sys.executable, "pets_outputs.py", "render", "-d", str(tmp_path / "reacher"), "--seed-index",
                            "1", "-o", gif], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     from PIL import Image

@@ -136,7 +136,7 @@ def test_tiny_run_through_the_harness_resumes_exactly_and_archives(tmp_path):
 def check_outputs(stem, result, config):
     """pets_outputs.py on a finished run: logs.mat's fields with a seed axis, returns of the planned episodes only,
     a GIF of one episode, and one-line refusals."""
-    assert pets_outputs.main(["archive", stem]) == 0
+    assert pets_outputs.main(["archive", "-d", stem]) == 0
     archive = np.load(stem + ".npz")
     seeds, count, horizon = config["num_seeds"], 3, config["task_hor"]
     assert archive["observations"].shape == (seeds, count, horizon + 1, 4)
@@ -150,12 +150,12 @@ def check_outputs(stem, result, config):
     next_obs, _, reward, _, _ = env.step_env(jax.random.PRNGKey(0), state, jnp.asarray(action), params)
     np.testing.assert_allclose(np.asarray(next_obs), archive["observations"][0, 1, 6], rtol=1e-5, atol=1e-6)
     assert float(reward) == pytest.approx(float(archive["rewards"][0, 1, 5]), rel=1e-5)
-    assert pets_outputs.main(["render", stem, "--seed-index", "1", "--episode", "2", "-o", stem + ".gif"]) == 0
+    assert pets_outputs.main(["render", "-d", stem, "--seed-index", "1", "--episode", "2", "-o", stem + ".gif"]) == 0
     from PIL import Image
     assert Image.open(stem + ".gif").n_frames == horizon + 1
-    assert pets_outputs.main(["render", stem, "--episode", "3", "-o", stem + ".gif"]) == 2
-    assert pets_outputs.main(["render", stem, "-o", stem + ".avi"]) == 2
-    assert pets_outputs.main(["archive", stem + "_missing"]) == 2
+    assert pets_outputs.main(["render", "-d", stem, "--episode", "3", "-o", stem + ".gif"]) == 2
+    assert pets_outputs.main(["render", "-d", stem, "-o", stem + ".avi"]) == 2
+    assert pets_outputs.main(["archive", "-d", stem + "_missing"]) == 2
 
 
 def test_mountain_car_end_is_absorbing():
@@ -182,3 +182,17 @@ def test_mountain_car_end_is_absorbing():
     assert float(task.obs_cost(jnp.asarray(observations[0]), None)) == -100.0
     assert float(task.obs_cost(jnp.array([0.3, 0.01]), None)) == 0.0
     tiny(environment="MountainCarContinuous-v0")  # a PETS task: the config is accepted
+
+
+def test_ablation_command_checks_every_combination_without_running(tmp_path, capsys):
+    """pets_ablation.py --check: each allowed combination validated, built and traced, nothing written; a
+    disallowed one (D with DS) reported and skipped; --resume with --overwrite refused."""
+    from train_scripts import pets_ablation
+
+    out = tmp_path / "ablation"
+    assert pets_ablation.main(["-c", "configs/pets/tiny_test.json", "-o", str(out), "--models", "D", "PE",
+                               "--props", "E", "DS", "--check"]) == 0
+    printed = capsys.readouterr().out
+    assert "D-DS: skipped" in printed and "3 combinations: valid configs; nothing was run" in printed
+    assert not out.exists()
+    assert pets_ablation.main(["-c", "configs/pets/tiny_test.json", "-o", str(out), "--resume", "--overwrite"]) == 2

@@ -151,7 +151,7 @@ def test_main_end_to_end_writes_png(tmp_path, rates, ours, capsys):
     paper = write_paper_style(tmp_path / "paper.out", rates[:, :3] + 0.5)
     out = tmp_path / "fig.png"
     status = main(["--data", ours, paper, "--window", "3", "--frequency", "2", "--metric", "reward_rates",
-                   "--output", str(out), "--labels", "ours", "paper", "--seed", "5", "--title", "T"])
+                   "--output", str(out), "--labels", "ours", "paper", "--bootstrap-seed", "5", "--title", "T"])
     assert status == 0
     assert out.exists() and out.stat().st_size > 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -24,7 +24,7 @@ def test_cartpole_ppo_learns(tmp_path):
     assert returns.shape == (8, 2)
     assert np.all(returns[-4:].mean(axis=0) > 150), returns
     import ppo_features
-    assert ppo_features.main([str(tmp_path / "cartpole"), "-o", str(tmp_path / "f.png")]) == 2  # no distillation
+    assert ppo_features.main(["-d", str(tmp_path / "cartpole"), "-o", str(tmp_path / "f.png")]) == 2  # no distillation
 
 
 TINY = {"environment": "MiniMontezuma", "env_config": {"tile_pixels": 1},
@@ -99,10 +99,10 @@ def test_tiny_minimontezuma_runs_report_the_metrics_and_resume_exactly(tmp_path,
         return
     import ppo_features
     picture = str(tmp_path / "features.png")
-    assert ppo_features.main([str(tmp_path / "whole"), "--seed-index", "1", "--steps", "40", "-o", picture]) == 0
+    assert ppo_features.main(["-d", str(tmp_path / "whole"), "--seed-index", "1", "--steps", "40", "-o", picture]) == 0
     assert os.path.getsize(picture) > 1000
-    assert ppo_features.main([str(tmp_path / "whole"), "--seed-index", "2", "-o", picture]) == 2
-    assert ppo_features.main([str(tmp_path / "missing"), "-o", picture]) == 2
+    assert ppo_features.main(["-d", str(tmp_path / "whole"), "--seed-index", "2", "-o", picture]) == 2
+    assert ppo_features.main(["-d", str(tmp_path / "missing"), "-o", picture]) == 2
     with pytest.raises(runner.Interrupted):
         runner.run(config, ppo.make, seed=1, output=str(tmp_path / "split"), progress=False, stop_after_chunks=1)
     resumed = runner.run(config, ppo.make, seed=1, output=str(tmp_path / "split"), resume=True, progress=False)
@@ -142,3 +142,15 @@ def test_deepsea_sizes_command_reports_success_and_skips_sizes_never_solved(tmp_
     bad.write_text(json.dumps({**config, "environment": "CartPole-v1"}))
     assert ppo_deepsea.main(["--config", str(bad), "--output", str(out)]) == 2
     assert "environment must be DeepSea" in capsys.readouterr().err
+    # The multi-run flags: --check runs and writes nothing; --resume with --overwrite is refused; --overwrite
+    # trains a complete run again (the other runs of the call are kept as they were).
+    checked = tmp_path / "checked"
+    assert ppo_deepsea.main(["-c", str(path), "-o", str(checked), "--sizes", "4", "--variants", "none", "rnd",
+                             "--check"]) == 0
+    assert "2 runs: valid configs; nothing was run" in capsys.readouterr().out and not checked.exists()
+    assert ppo_deepsea.main(["-c", str(path), "-o", str(out), "--resume", "--overwrite"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    before = os.path.getmtime(out / "none-4.out")
+    assert ppo_deepsea.main(["-c", str(path), "-o", str(out), "--sizes", "4", "--variants", "none", "--overwrite",
+                             "--no-progress"]) == 0
+    assert os.path.getmtime(out / "none-4.out") > before

@@ -74,7 +74,7 @@ def test_group_by_config_and_plot_pooling(tmp_path, jobs, capsys):
 
 def test_export_writes_tidy_rows(tmp_path, jobs, capsys):
     output = tmp_path / "results.csv"
-    assert export_csv.main([",".join(jobs), "-o", str(output), "--metrics", "reward_rates", "--labels", "ER"]) == 0
+    assert export_csv.main(["-d", ",".join(jobs), "-o", str(output), "--metrics", "reward_rates", "--labels", "ER"]) == 0
     with open(output, newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(results.TIDY_COLUMNS)
@@ -82,6 +82,6 @@ def test_export_writes_tidy_rows(tmp_path, jobs, capsys):
     row = next(r for r in rows if r["seed"] == "3" and r["step"] == "200")
     assert (row["run"], row["agent"], row["environment"], row["metric"]) == ("ER", "ER", "ProcMaze", "reward_rates")
     assert float(row["value"]) == pytest.approx(3.2) and row["master_seed"] == "0" and row["grid_point"] == "0"
-    assert export_csv.main([jobs[0], "-o", str(output)]) == 2  # exists: refused without --overwrite
-    assert export_csv.main([jobs[0], "-o", str(output), "--overwrite", "--metrics", "nope"]) == 2
+    assert export_csv.main(["-d", jobs[0], "-o", str(output)]) == 2  # exists: refused without --overwrite
+    assert export_csv.main(["-d", jobs[0], "-o", str(output), "--overwrite", "--metrics", "nope"]) == 2
     assert "has no per-seed metric nope" in capsys.readouterr().err

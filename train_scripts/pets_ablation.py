@@ -1,7 +1,8 @@
 """PETS's ablation in one command: model types x propagation methods on one config, then one figure.
 
     python train_scripts/pets_ablation.py --config configs/pets/CartpoleSwingUp_reduced.json --output DIR
-        [--seed S] [--models D P DE PE] [--props E DS MM TS1 TSinf] [--metric return_running_max] [--resume]
+        [--seed S] [--models D P DE PE] [--props E DS MM TS1 TSinf] [--metric return_running_max]
+        [--resume | --overwrite] [--no-progress] [--check]
 
 Every allowed combination (Chua et al. 2018; kchua/handful-of-trials: D with E only; P with E, DS, MM; DE and PE with all five) trains as its
 own run, DIR/<model>-<prop>.out / .params, with the config's other keys unchanged and the same seed, so every
@@ -33,14 +34,16 @@ def combinations(models, props):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--output", required=True, help="a directory for the runs and the figure")
+    parser.add_argument("-c", "--config", required=True)
+    parser.add_argument("-o", "--output", required=True, help="a directory for the runs and the figure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="+", default=list(pets.MODEL_TYPES), choices=pets.MODEL_TYPES)
     parser.add_argument("--props", nargs="+", default=list(propagation.PROPAGATIONS), choices=propagation.PROPAGATIONS)
     parser.add_argument("--metric", default="return_running_max", choices=("return_running_max", "reward_rates"))
-    parser.add_argument("--resume", action="store_true", help="continue interrupted combinations")
+    cli.add_series_flags(parser)
     args = parser.parse_args(argv)
+    if cli.series_flags_conflict(args):
+        return 2
     try:
         base = config_lib.load_json(args.config)
     except (config_lib.ConfigError, files.FileFormatError) as e:
@@ -55,7 +58,7 @@ def main(argv=None) -> int:
             print(f"{label}: skipped ({e})")
             continue
         output = os.path.join(args.output, label)
-        status = cli.run_in_series(label, config, pets.make, args.seed, output, args.resume)
+        status = cli.run_in_series(label, config, pets.make, args.seed, output, args)
         if status:
             return status
         outputs.append(output + ".out")
@@ -63,6 +66,9 @@ def main(argv=None) -> int:
     if not outputs:
         print("error: no allowed combination among the given models and propagations", file=sys.stderr)
         return 2
+    if args.check:
+        print(f"{len(outputs)} combinations: valid configs; nothing was run")
+        return 0
     return plot_metric.main(["--data", *outputs, "--labels", *labels, "--metric", args.metric,
                              "--output", os.path.join(args.output, "ablation.png"), "--title", "PETS ablation"])
 

@@ -1,7 +1,8 @@
 """DeepSea at increasing sizes for the PPO variants: the largest size each one solves.
 
     python train_scripts/ppo_deepsea.py --config configs/ppo/DeepSea_cpu.json --output DIR
-        [--sizes 8 12 16 20 24 32] [--variants none rnd snd snd_entropy] [--seed S] [--resume]
+        [--sizes 8 12 16 20 24 32] [--variants none rnd snd snd_entropy] [--seed S]
+        [--resume | --overwrite] [--no-progress] [--check]
 
 Each (variant, size) trains as its own run, DIR/<variant>-<size>.out / .params: the config with `distillation`
 and env_config.size replaced, everything else (budget, seeds) unchanged. A seed SOLVES a size when at least half
@@ -62,14 +63,16 @@ def table(results: dict, sizes) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--output", required=True, help="a directory for the runs, the table and the figure")
+    parser.add_argument("-c", "--config", required=True)
+    parser.add_argument("-o", "--output", required=True, help="a directory for the runs, the table and the figure")
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 12, 16, 20, 24, 32])
     parser.add_argument("--variants", nargs="+", default=["none", "rnd", "snd", "snd_entropy"],
                         choices=ppo.DISTILLATIONS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue interrupted runs")
+    cli.add_series_flags(parser)
     args = parser.parse_args(argv)
+    if cli.series_flags_conflict(args):
+        return 2
     try:
         base = config_lib.load_json(args.config)
         if base.get("environment") != "DeepSea":
@@ -80,13 +83,19 @@ def main(argv=None) -> int:
     except (config_lib.ConfigError, files.FileFormatError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.check:
+        status = max(cli.run_in_series(f"{v}-{n}", config, ppo.make, args.seed, "", args)
+                     for (v, n), config in configs.items())
+        if status == 0:
+            print(f"{len(configs)} runs: valid configs; nothing was run")
+        return status
     os.makedirs(args.output, exist_ok=True)
     sizes, results = sorted(args.sizes), {}
     for variant in args.variants:
         results[variant] = {}
         for n in sizes:
             output = os.path.join(args.output, f"{variant}-{n}")
-            status = cli.run_in_series(f"{variant}-{n}", configs[variant, n], ppo.make, args.seed, output, args.resume)
+            status = cli.run_in_series(f"{variant}-{n}", configs[variant, n], ppo.make, args.seed, output, args)
             if status:
                 return status
             results[variant][n] = summary(output + ".out")
