@@ -51,7 +51,8 @@ def parse_args(argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", help="a PSDRL config on Catch-bsuite (pixels 64)")
     parser.add_argument("-o", "--output", required=True, help="writes OUTPUT.json (OUTPUT.png with --plot)")
-    parser.add_argument("--plot", nargs="+", metavar="JSON", help="draw these logs instead of training")
+    parser.add_argument("-d", "--data", "--plot", dest="plot", nargs="+", metavar="JSON",
+                        help="draw these logs instead of training")
     parser.add_argument("-s", "--seed", type=int, default=0, help="master seed (as train_PSDRL.py's)")
     parser.add_argument("--episodes", type=int, default=16, help="diagnostic episodes per seed after each chunk")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
