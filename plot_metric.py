@@ -3,12 +3,17 @@
 Usage (the flags of the original paper script are kept as they were):
 
     python3 plot_metric.py --data A.out B.out ... [--window W] [--frequency F] [--metric M]
-                           [--output FIG.png] [--labels LA LB ...] [--seed N] [--title T] [--ylabel Y]
+                           [--output FIG.png] [--labels LA LB ...] [--bootstrap-seed N] [--title T] [--ylabel Y]
+                           [--chunk-start-times]
 
 For each file: values = metric[::F] (shape (T, S): evaluations x seeds) and times = eval_times[::F]; every seed's curve
 and the times are smoothed with a length-W moving average in 'valid' mode (W-1 points are lost); the curve is the mean
 over seeds at each time, and the band is a percentile bootstrap over seeds (1000 resamples, 95%), as seaborn's
-lineplot draws by default. One curve per file; the legend is labelled with the file names (or --labels). Jobs of
+lineplot draws by default, from 5 seeds; with fewer the band is the seeds' range; the legend says which. One curve
+per file, labelled with its agent and environment (or --labels); the axes say what the metric and the steps are, as
+the .out's meta declares them (experiment/metrics.py); evaluations are drawn at the step they were taken (the end of
+their chunk; --chunk-start-times: at its start, as the paper's figures); a metric meaning different things in
+different files (a DQN's greedy evaluation against PPO's training episodes) draws a warning. Jobs of
 one config run as separate processes pool into one curve: `--data A.out,B.out,C.out` (or `--pool`, every file one
 curve; `--group`, one curve per config), refused in one line when their configs differ beyond the seed.
 
@@ -24,12 +29,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from experiment import metrics as metrics_lib  # noqa: E402
 from experiment.files import FileFormatError  # noqa: E402
 from experiment.results import group_by_config, load_runs  # noqa: E402
 
 DEFAULT_METRIC = "reward_rates"
 NUM_RESAMPLES = 1000  # seaborn's n_boot default
 CONFIDENCE = 95.0  # seaborn's errorbar=("ci", 95) default, in percent
+MIN_SEEDS_FOR_CI = 5  # below this a bootstrap over seeds says little: the band is the seeds' range, and says so
 BAND_ALPHA = 0.2  # seaborn's default alpha for the error band
 _NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
@@ -331,18 +338,32 @@ def _finish(fig, ax, xlabel: str, ylabel: str, title):
     return fig
 
 
-def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=None):
-    """One mean line plus bootstrap band per (values, times) curve; returns the matplotlib Figure."""
+def band_of(values, rng):
+    """(mean, low, high, words): the 95% bootstrap band over seeds with >= MIN_SEEDS_FOR_CI seeds, else the
+    seeds' range; words say which, for the legend."""
+    seeds = values.shape[1]
+    if seeds >= MIN_SEEDS_FOR_CI:
+        mean, low, high = bootstrap_band(values, rng=rng)
+        return mean, low, high, f"mean of {seeds} seeds, {CONFIDENCE:.0f}% bootstrap CI"
+    with np.errstate(invalid="ignore"):
+        return (np.nanmean(values, axis=1), np.nanmin(values, axis=1), np.nanmax(values, axis=1),
+                f"mean and range of {seeds} seed{'s' * (seeds != 1)}")
+
+
+def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=None,
+                xlabel: str = metrics_lib.DEFAULT_X_AXIS):
+    """One mean line plus band per (values, times) curve (band_of: a bootstrap CI from 5 seeds, the range below),
+    the band's meaning in each legend entry; returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
     rng = np.random.default_rng(seed)
     fig, ax = plt.subplots()
     if len(curves) > 10:  # beyond the default cycle's 10 colours, tab20's 20 keep every curve distinct
         ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for (values, times), label in zip(curves, labels):
-        mean, low, high = bootstrap_band(values, rng=rng)
-        (line,) = ax.plot(times, mean, label=label)
+        mean, low, high, words = band_of(values, rng)
+        (line,) = ax.plot(times, mean, label=f"{label} ({words})")
         ax.fill_between(times, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
-    return _finish(fig, ax, "time", ylabel if ylabel is not None else metric, title)
+    return _finish(fig, ax, xlabel, ylabel if ylabel is not None else metric, title)
 
 
 def make_sensitivity_figure(line_sets, x_key: str, line_key, ylabel: str, seed: int = 0, title=None):
@@ -432,7 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+", help="legend labels, one per --data file (default: the file names)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling (0)")
     p.add_argument("--title", help="figure title")
-    p.add_argument("--ylabel", help="y axis label (default: the metric name)")
+    p.add_argument("--ylabel", help="y axis label (default: the metric's label from the .out)")
+    p.add_argument("--chunk-start-times", action="store_true",
+                   help="label each evaluation with the step its chunk started at, as the paper's figures do "
+                        "(default: the step it was taken at, the chunk's end)")
     p.add_argument("--plot", choices=("curves", "episodes", "density", "best", "points", "sensitivity"),
                    default="curves",
                    help="curves: the evaluation metric over time (default); episodes: every training episode's "
@@ -498,6 +522,39 @@ def _default_label(spec: str) -> str:
     return files[0] if len(files) == 1 else f"{files[0]} + {len(files) - 1} more (pooled)"
 
 
+class Described:
+    """What a --data entry's file says of itself: the metric's label and meaning, the x axis, a legend label
+    (agent and environment, not the file name) and the shift that labels evaluations at the step they ran."""
+
+    def __init__(self, spec: str, metric: str, chunk_start_times: bool):
+        data = _load(spec)
+        config, meta = data.get("config") or {}, data.get("meta") or {}
+        self.metric = metrics_lib.of_file(data, metric)
+        self.x_axis = metrics_lib.x_axis_of(data)
+        agent = meta.get("agent") or config.get("agent_type") or "run"
+        environment = config.get("environment")
+        self.label = f"{agent} on {environment}" if environment else agent
+        self.files = spec.split(",")
+        labelled_at_end = bool(config.get("fix_eval_time_label"))
+        self.time_shift = 0 if chunk_start_times or labelled_at_end else int(config.get("eval_frequency") or 0)
+
+
+def describe_inputs(specs, metric: str, chunk_start_times: bool) -> list[Described]:
+    """Every --data entry described; legend labels made unique (the file name added where two coincide); a
+    warning when the metric means different things in different files."""
+    described = [Described(spec, metric, chunk_start_times) for spec in specs]
+    labels = [d.label for d in described]
+    for d in described:
+        if labels.count(d.label) > 1:
+            d.label = f"{d.label}, {_default_label(','.join(d.files))}"
+    meanings = {d.metric.meaning for d in described if d.metric.meaning}
+    if len(meanings) > 1:
+        print(f"warning: '{metric}' means different things in these files: "
+              + "; ".join(f"{_default_label(','.join(d.files))}: {d.metric.meaning}" for d in described),
+              file=sys.stderr)
+    return described
+
+
 def _run(argv) -> int:
     args = build_parser().parse_args(argv)
     args.data = _pooled_data(args)
@@ -507,14 +564,17 @@ def _run(argv) -> int:
     if args.labels is not None and len(args.labels) != len(args.data):
         raise PlotInputError(f"{len(args.labels)} label(s) given for {len(args.data)} --data file(s); "
                              f"give one label per file")
-    labels = args.labels if args.labels is not None else [_default_label(spec) for spec in args.data]
+    described = describe_inputs(args.data, args.metric, args.chunk_start_times) if args.plot in (
+        "curves", "best", "points") else None
+    labels = args.labels if args.labels is not None else (
+        [d.label for d in described] if described else [_default_label(spec) for spec in args.data])
     if args.criterion is None:  # the sensitivity plot shows final performance; ranking defaults to the whole curve
         args.criterion = "final" if args.plot == "sensitivity" else "auc"
     output = args.output
     if output is None and not _display_available():
         output = f"{args.metric if args.plot == 'curves' else args.plot}.png"
     if args.plot in ("curves", "best", "points"):
-        curves, labels = _grid_curves(args, labels)
+        curves, labels = _grid_curves(args, labels, [d.time_shift for d in described])
     elif args.plot == "sensitivity":
         if args.x is None:
             raise PlotInputError("--plot sensitivity needs --x, the swept key for the x axis")
@@ -534,7 +594,8 @@ def _run(argv) -> int:
         matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     if args.plot in ("curves", "best", "points"):
-        fig = make_figure(curves, labels, args.metric, seed=args.bootstrap_seed, title=args.title, ylabel=args.ylabel)
+        fig = make_figure(curves, labels, args.metric, seed=args.bootstrap_seed, title=args.title,
+                          ylabel=args.ylabel or described[0].metric.label, xlabel=described[0].x_axis)
     elif args.plot == "sensitivity":
         ylabel = args.ylabel or f"{args.metric} ({args.criterion})"
         fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.bootstrap_seed, title=args.title)
@@ -556,11 +617,13 @@ def _run(argv) -> int:
         plt.close(fig)
 
 
-def _grid_curves(args, labels):
-    """The smoothed (values (T, S), times) curves and their labels for --plot curves / best / points."""
+def _grid_curves(args, labels, time_shifts):
+    """The smoothed (values (T, S), times) curves and their labels for --plot curves / best / points; each file's
+    times shifted by its time_shifts entry."""
     curves, curve_labels = [], []
-    for path, label in zip(args.data, labels):
+    for path, label, shift in zip(args.data, labels, time_shifts):
         values, times, grid, diverged = load_grid_and_divergence(path, args.metric, args.frequency)
+        times = np.asarray(times) + shift
         if args.window > len(times):
             raise PlotInputError(f"window {args.window} is larger than the number of points ({len(times)}) of "
                                  f"'{path}' (after --frequency {args.frequency})")

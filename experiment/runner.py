@@ -28,6 +28,7 @@ import envs
 from experiment import config as config_lib
 from experiment import devices as devices_lib
 from experiment import files
+from experiment import metrics as metrics_lib
 from experiment.tensorboard import ScalarWriter
 
 CHECKPOINT_FORMAT = 3  # 3: episodes record the grid point; states hold only the real runs
@@ -640,7 +641,9 @@ def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, co
             extra["target_reached_step"] = axis.grid(first_step_reaching(
                 extra["episodes"], axis.num_seeds, config["target_score"], num_points=axis.num_points))
     meta = {"format": files.OUT_FORMAT, "complete": complete, "chunks_done": loop.next_chunk,
-            **provenance(axis.devices), "num_processes": jax.process_count(), **(extra_meta or {})}
+            **provenance(axis.devices), "num_processes": jax.process_count(),
+            "agent": config_lib.AGENT_NAMES.get(config.get("agent_type"), config.get("agent_type")),
+            **metrics_lib.out_meta(config, metrics), **(extra_meta or {})}
     result = {"config": dict(config), "metrics": metrics, **extra, "meta": meta}
     if _writes_files():
         with _writing(outputs.out):

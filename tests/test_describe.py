@@ -31,3 +31,43 @@ def test_describe_prints_the_agents_keys_with_defaults(capsys):
     assert out.startswith("PPO config keys")
     assert "  distillation (str, default \"none\"; one of none, rnd, snd, snd_entropy, constant;" in out
     assert "  num_seeds (int, default required;" in out
+
+
+# Every metric each family's quickstart writes (its .out's metrics), which the vocabulary must declare.
+QUICKSTART_METRICS = {
+    "ER": ["diverged", "eval_times", "reward_rates", "train_reward_rates"],
+    "simple_model": ["diverged", "eval_times", "model_loss", "obs_loss", "q_loss", "reward_loss", "reward_rates",
+                     "termination_loss", "train_reward_rates"],
+    "latent_model": ["kl_posterior", "kl_prior", "posterior_entropy"],
+    "PSDRL": ["loss_ae", "loss_terminal", "loss_transition", "loss_value", "posterior_transitions", "reward_rates",
+              "ridge", "train_reward_rates"],
+    "PETS": ["model_error_new_episode", "model_loss", "return", "return_running_max", "reward_rates"],
+    "PPO": ["approx_kl", "clip_fraction", "entropy", "episodes_finished", "explained_variance_ext",
+            "explained_variance_int", "grad_norm", "length", "policy_loss", "return", "reward_rates",
+            "value_loss_ext", "value_loss_int"],
+}
+
+
+@pytest.mark.parametrize("agent_type", list(QUICKSTART_METRICS))
+def test_every_metric_of_the_quickstarts_has_a_label_and_a_meaning(agent_type):
+    from experiment import metrics
+
+    for name in QUICKSTART_METRICS[agent_type]:
+        described = metrics.describe({"agent_type": agent_type, "episodic_env": True}, name)
+        assert described.meaning and described.label != name or name in ("diverged",), (agent_type, name)
+
+
+def test_the_evaluation_score_means_what_each_family_computes():
+    from experiment import metrics
+
+    meanings = {agent: metrics.describe({"agent_type": agent, "episodic_env": True, "eval_steps": 100,
+                                         "eval_batch_size": 32}, "reward_rates").meaning
+                for agent in ("ER", "PSDRL", "PETS", "PPO")}
+    assert "greedy-policy evaluation episode" in meanings["ER"] and "32 episodes" in meanings["ER"]
+    assert "behaviour policy" in meanings["PSDRL"] and "training episode" in meanings["PETS"]
+    assert "training episodes that ended in the chunk" in meanings["PPO"]
+    assert len(set(meanings.values())) == 4
+    assert metrics.describe({"agent_type": "ER", "episodic_env": False, "eval_steps": 100, "eval_batch_size": 32},
+                            "reward_rates").label == "greedy evaluation reward per step"
+    assert metrics.out_meta({"agent_type": "PPO"}, ["reward_rates"])["x_axis"].startswith(
+        "environment steps per seed (all of its num_envs")

@@ -157,6 +157,12 @@ def test_fix_eval_time_label_marks_chunk_ends(tiny_config, tmp_path):
     config = dict(tiny_config, fix_eval_time_label=True, num_steps=200)
     result = runner.run(config, dqn.make, seed=0, output=str(tmp_path / "r"), progress=False)
     np.testing.assert_array_equal(result["metrics"]["eval_times"], [100, 200])
+    # The .out says what it holds: the agent, each metric's label and meaning, what the x axis counts.
+    meta = files.load_metrics(str(tmp_path / "r.out"))["meta"]
+    assert meta["agent"] == "ER DQN" and meta["x_axis"] == "environment steps per seed"
+    assert set(meta["metrics"]) == set(result["metrics"])
+    assert meta["metrics"]["reward_rates"]["label"].startswith("greedy evaluation")
+    assert meta["metrics"]["train_reward_rates"]["meaning"]
 
 
 def test_corrupt_out_file_is_refused(tmp_path):

@@ -158,7 +158,7 @@ def test_main_end_to_end_writes_png(tmp_path, rates, ours, capsys):
     assert str(out) in capsys.readouterr().out
 
 
-def test_figure_has_one_curve_per_file_labelled_with_file_names(tmp_path, rates, ours):
+def test_figure_has_one_curve_per_file_with_its_band_in_words(tmp_path, rates, ours):
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -167,11 +167,12 @@ def test_figure_has_one_curve_per_file_labelled_with_file_names(tmp_path, rates,
     fig = plot_metric.make_figure(curves, [ours, other], "reward_rates")
     try:
         ax = fig.axes[0]
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == [ours, other]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"{ours} (mean and range of 4 seeds)",
+                                                                       f"{other} (mean and range of 4 seeds)"]
         assert len(ax.lines) == 2 and len(ax.collections) == 2  # a mean line and a band each
         np.testing.assert_allclose(ax.lines[0].get_ydata(), curves[0][0].mean(axis=1))
         np.testing.assert_allclose(ax.lines[0].get_xdata(), curves[0][1])
-        assert ax.get_ylabel() == "reward_rates"
+        assert ax.get_ylabel() == "reward_rates" and ax.get_xlabel() == "environment steps per seed"
         assert all(g.get_visible() for g in ax.get_xgridlines() + ax.get_ygridlines())
     finally:
         plt.close(fig)
@@ -324,3 +325,54 @@ def test_runs_of_different_matmul_precision_are_warned_about(tmp_path, rates, ca
     assert "different matmul precisions" in err and "default on gpu: " + gpu in err and "float32: " + cpu in err
     assert main(["--data", cpu, cpu_highest, old, "--output", str(tmp_path / "b.png")]) == 0
     assert "precision" not in capsys.readouterr().err
+
+
+def test_band_is_a_bootstrap_ci_from_five_seeds_and_the_range_below():
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((6, 4))
+    mean, low, high, words = plot_metric.band_of(values, rng=np.random.default_rng(0))
+    assert words == "mean and range of 4 seeds"
+    np.testing.assert_allclose(low, values.min(axis=1)) and np.testing.assert_allclose(high, values.max(axis=1))
+    values = rng.standard_normal((6, 5))
+    mean, low, high, words = plot_metric.band_of(values, rng=np.random.default_rng(0))
+    assert words == "mean of 5 seeds, 95% bootstrap CI"
+    expected = bootstrap_band(values, rng=np.random.default_rng(0))
+    for got, want in zip((mean, low, high), expected):
+        np.testing.assert_allclose(got, want)
+
+
+def _described_run(path, agent_type, agent, meaning, rates):
+    """A .out as the harness now writes it: the agent, every metric's label and meaning, the x axis."""
+    data = {"config": {"num_seeds": rates.shape[1], "eval_frequency": 500, "agent_type": agent_type,
+                       "environment": "CartPole-v1", "fix_eval_time_label": False},
+            "metrics": {"reward_rates": np.asarray(rates, np.float32),
+                        "eval_times": np.arange(len(rates), dtype=np.int64) * 500},
+            "meta": {"agent": agent, "x_axis": "environment steps per seed",
+                     "metrics": {"reward_rates": {"label": f"{agent} score", "meaning": meaning}}}}
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return str(path)
+
+
+def test_figure_speaks_the_files_vocabulary_and_warns_on_mixed_meanings(tmp_path, rates, capsys, monkeypatch):
+    """Legend: agent and environment (not the file name), the band in words; axes from the .out's meta;
+    evaluations drawn at the end of their chunk (the paper's chunk-start labels with --chunk-start-times); a
+    warning when reward_rates means different things in the files."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    dqn = _described_run(tmp_path / "a.out", "ER", "ER DQN", "greedy evaluation", rates)
+    ppo = _described_run(tmp_path / "b.out", "PPO", "PPO", "training episodes", rates + 1)
+    shown = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: shown.append(fig))
+    assert main(["-d", dqn, ppo, "-o", str(tmp_path / "x.png")]) == 0
+    assert "warning: 'reward_rates' means different things in these files" in capsys.readouterr().err
+    ax = shown[0].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "ER DQN on CartPole-v1 (mean and range of 4 seeds)", "PPO on CartPole-v1 (mean and range of 4 seeds)"]
+    assert ax.get_ylabel() == "ER DQN score" and ax.get_xlabel() == "environment steps per seed"
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), np.arange(12) * 500 + 500)
+    shown.clear()
+    assert main(["-d", dqn, "--chunk-start-times", "-o", str(tmp_path / "y.png")]) == 0
+    np.testing.assert_array_equal(shown[0].axes[0].lines[0].get_xdata(), np.arange(12) * 500)
+    assert "warning" not in capsys.readouterr().err
