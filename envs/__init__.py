@@ -28,6 +28,19 @@ OUR_ENVIRONMENTS = {**PAPER_ENVIRONMENTS, "MiniMontezuma": MiniMontezuma, "Cartp
                     "DeepSea": DeepSea, **MJX_TASKS}
 
 
+def register_environment(name: str, cls) -> None:
+    """Make `cls` (a gymnax Environment class whose constructor's keyword arguments are its env_config) buildable
+    by `make(name)` and by any config naming it, as our own environments are (docs/extending.md)."""
+    from gymnax.environments import environment
+
+    if not (isinstance(cls, type) and issubclass(cls, environment.Environment)):
+        raise TypeError(f"register_environment('{name}', ...): expected a gymnax Environment class, got {cls!r}")
+    known = OUR_ENVIRONMENTS.get(name)
+    if known is not None and known is not cls:
+        raise ValueError(f"environment name '{name}' is taken by {known.__module__}.{known.__name__}")
+    OUR_ENVIRONMENTS[name] = cls
+
+
 def gymnax_ids() -> list[str]:
     import gymnax
 

@@ -53,6 +53,28 @@ SWEEPABLE_KEYS = {agent_type: schema.sweepable for agent_type, schema in SCHEMAS
 SHAPE_KEYS = {agent_type: {**HARNESS_SHAPE_KEYS, **schema.shape_keys} for agent_type, schema in SCHEMAS.items()}
 
 
+def register_agent(agent_type: str, schema, metrics: dict | None = None) -> None:
+    """Make an agent family's config schema (agents/components/config_keys.AgentSchema) known to the harness:
+    its configs validate, its train script's `experiment.cli.main(agent_type, make, ...)` runs, `--describe` and
+    experiment/describe.py list its keys; `metrics` ({name: experiment.metrics.Metric, or a function of the
+    config giving one}) says what its metrics mean in its .out files and figures (docs/extending.md)."""
+    known = SCHEMAS.get(agent_type)
+    if known is not None and known is not schema:
+        raise ValueError(f"agent type '{agent_type}' is taken by {known.name}")
+    clash = sorted(set(schema.keys) & set(HARNESS_KEYS))
+    if clash:
+        raise ValueError(f"agent type '{agent_type}' declares run-level keys of the harness: {', '.join(clash)}")
+    SCHEMAS[agent_type] = schema
+    AGENT_KEYS[agent_type] = {**HARNESS_KEYS, **schema.keys}
+    AGENT_NAMES[agent_type] = schema.name
+    SWEEPABLE_KEYS[agent_type] = schema.sweepable
+    SHAPE_KEYS[agent_type] = {**HARNESS_SHAPE_KEYS, **schema.shape_keys}
+    if metrics:
+        from experiment import metrics as metrics_lib
+
+        metrics_lib.DECLARED[agent_type] = dict(metrics)
+
+
 def _owners(name: str, agent_type: str) -> list[str]:
     """The other agents whose configs take the key `name`."""
     return [AGENT_NAMES[other] for other, schema in AGENT_KEYS.items() if other != agent_type and name in schema]
