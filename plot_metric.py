@@ -355,15 +355,20 @@ def make_figure(curves, labels, metric: str, seed: int = 0, title=None, ylabel=N
     """One mean line plus band per (values, times) curve (band_of: a bootstrap CI from 5 seeds, the range below),
     the band's meaning in each legend entry; returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
-    rng = np.random.default_rng(seed)
     fig, ax = plt.subplots()
+    draw_curves(ax, curves, labels, np.random.default_rng(seed))
+    return _finish(fig, ax, xlabel, ylabel if ylabel is not None else metric, title)
+
+
+def draw_curves(ax, curves, labels, rng) -> None:
+    """Each (values, times) curve's mean line and band (band_of) on `ax`, the band's meaning in its label."""
+    import matplotlib.pyplot as plt
     if len(curves) > 10:  # beyond the default cycle's 10 colours, tab20's 20 keep every curve distinct
         ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for (values, times), label in zip(curves, labels):
         mean, low, high, words = band_of(values, rng)
         (line,) = ax.plot(times, mean, label=f"{label} ({words})")
         ax.fill_between(times, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
-    return _finish(fig, ax, xlabel, ylabel if ylabel is not None else metric, title)
 
 
 def make_sensitivity_figure(line_sets, x_key: str, line_key, ylabel: str, seed: int = 0, title=None):

@@ -196,3 +196,27 @@ def test_ablation_command_checks_every_combination_without_running(tmp_path, cap
     assert "D-DS: skipped" in printed and "3 combinations: valid configs; nothing was run" in printed
     assert not out.exists()
     assert pets_ablation.main(["-c", "configs/pets/tiny_test.json", "-o", str(out), "--resume", "--overwrite"]) == 2
+
+
+@pytest.mark.slow
+def test_ablation_command_draws_one_panel_per_model_and_redraws_from_complete_runs(tmp_path, capsys, monkeypatch):
+    """pets_ablation.py: D-E, PE-E and PE-TS1 on the tiny config; the figure has a panel per model type with its
+    propagation methods (the band's meaning in each legend entry); the same command again trains nothing (every
+    run complete) and redraws the figure. About 50 s."""
+    import matplotlib.pyplot as plt
+
+    from train_scripts import pets_ablation
+
+    drawn = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    arguments = ["-c", "configs/pets/tiny_test.json", "-o", str(tmp_path), "--models", "D", "PE", "--props", "E",
+                 "TS1", "--no-progress"]
+    assert pets_ablation.main(arguments) == 0
+    assert "D-TS1: skipped" in capsys.readouterr().out
+    axes = drawn[0].axes
+    assert [ax.get_title() for ax in axes] == ["model D", "model PE"]
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes] == [
+        ["E (mean and range of 2 seeds)"], ["E (mean and range of 2 seeds)", "TS1 (mean and range of 2 seeds)"]]
+    assert axes[0].get_ylabel() == "best episode return so far"
+    assert pets_ablation.main(arguments) == 0
+    assert "==" not in capsys.readouterr().out and len(drawn) == 2  # nothing trained again; drawn again
