@@ -11,7 +11,7 @@ import pytest
 
 from agents import dqn
 from experiment import config as config_lib
-from experiment import files, launch, runner
+from experiment import files, launch, results, runner
 from tests.sharding_probe import CONFIG
 
 pytestmark = pytest.mark.extra("slurm")
@@ -63,9 +63,11 @@ def test_seed_blocks_pool_to_the_whole_run_bit_for_bit(launched):
     blocks = [files.load_metrics(str(output / f"ER_seeds{a}-{a + 3}.out")) for a in (0, 4)]
     whole = files.load_metrics(str(output / "whole.out"))
     assert [b["config"]["seed_offset"] for b in blocks] == [0, 4]
+    pooled = results.load_runs(",".join(str(output / f"ER_seeds{a}-{a + 3}.out") for a in (0, 4)))  # plot_metric's -d
     for name in ("reward_rates", "train_reward_rates"):
-        pooled = np.concatenate([np.asarray(b["metrics"][name]) for b in blocks], axis=-1)
-        np.testing.assert_array_equal(pooled, np.asarray(whole["metrics"][name]))
+        concatenated = np.concatenate([np.asarray(b["metrics"][name]) for b in blocks], axis=-1)
+        np.testing.assert_array_equal(concatenated, np.asarray(whole["metrics"][name]))
+        np.testing.assert_array_equal(pooled["metrics"][name], np.asarray(whole["metrics"][name]))
 
 
 def test_relaunch_skips_complete_runs_and_resumes_an_interrupted_one(launched):
