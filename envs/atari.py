@@ -13,8 +13,11 @@ What it cannot promise, plainly:
 - Per-key determinism: the emulators are seeded by EnvPool from `seed` and their slot, not by JAX keys; the
   no-op starts and sticky actions draw from EnvPool's generators. Two runs of one config agree only if their
   slots are allocated in the same order.
-- Resume: a checkpoint cannot hold the emulators, so runs on Atari refuse --resume (the harness says so)
-  and write no checkpoints.
+- Exact resume: a checkpoint cannot hold the emulators. A resumed run restores everything in JAX (networks,
+  replay, optimiser, counters, the slots its state names) and restarts the emulators: the first step of a slot
+  this process never reset resets it instead of stepping, and reports the episode in progress as truncated
+  (reward 0, the fresh frame as its last), so every episode cut by the kill ends there and a new one begins. A
+  resumed run therefore continues the same learning but not the same emulator trajectories.
 - vmap outside the harness works, but jax.grad through the environment does not (there is none).
 
 `protocol` sets EnvPool's options to a seed's published protocol; each option can still be overridden:
@@ -109,6 +112,7 @@ class HostPool:
     def __init__(self, task: str, options: dict, seed: int, max_slots: int, block: int = 8):
         self.task, self.options, self.seed, self.max_slots, self.block = task, options, seed, max_slots, block
         self.pools, self.last_used, self.clock = [], np.zeros(0, np.int64), 0
+        self.live = np.zeros(0, bool)  # slots this process reset (a resumed run's state names others: revived)
         self.lock = threading.Lock()
         self.montezuma = task.startswith("MontezumaRevenge")
 
@@ -119,6 +123,7 @@ class HostPool:
                             seed=self.seed + len(self.pools) * self.block, **self.options)
         self.pools.append(pool)
         self.last_used = np.concatenate([self.last_used, np.full(self.block, -1, np.int64)])
+        self.live = np.concatenate([self.live, np.zeros(self.block, bool)])
 
     def _by_pool(self, slots):
         for index in np.unique(slots // self.block):
@@ -144,6 +149,7 @@ class HostPool:
             slots = np.argsort(self.last_used, kind="stable")[:count]
             self.clock += 1
             self.last_used[slots] = self.clock
+            self.live[slots] = True
             return slots.astype(np.int32), *self._reset_slots(slots)
 
     def _reset_slots(self, slots):
@@ -164,20 +170,30 @@ class HostPool:
 
     def step(self, slots, actions, auto_reset: bool):
         """Step the slots' emulators; with auto_reset, finished ones are reset in place and their first observation
-        returned, the last one as `final`."""
+        returned, the last one as `final`. A slot this process never reset (a resumed run's) is reset instead and
+        reported as a truncated episode with reward 0 and the fresh frame as both observations."""
         with self.lock:
+            while len(self.last_used) <= int(np.max(slots, initial=-1)) and len(self.last_used) < self.max_slots:
+                self._grow()
             self.clock += 1
             self.last_used[slots] = self.clock
             n = len(slots)
             final = np.zeros((n,) + self.obs_shape, np.uint8)
             reward, terminated, truncated = np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool)
             lives, room, cell = np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32)
-            for pool, rows, ids in self._by_pool(slots):
+            revived = np.flatnonzero(~self.live[slots])
+            stepped = np.flatnonzero(self.live[slots])
+            if len(revived):
+                self.live[slots[revived]] = True
+                final[revived], lives[revived], room[revived], cell[revived] = self._reset_slots(slots[revived])
+                truncated[revived] = True
+            for pool, local, ids in self._by_pool(slots[stepped]):
+                rows = stepped[local]
                 o, r, te, tr, info = pool.step(actions[rows].astype(np.int32), ids)
                 final[rows], reward[rows], terminated[rows], truncated[rows] = np.moveaxis(o, 1, -1), r, te, tr
                 lives[rows], room[rows], cell[rows] = self._info(info)
             obs = final.copy()
-            done = np.flatnonzero(terminated | truncated)
+            done = np.setdiff1d(np.flatnonzero(terminated | truncated), revived)  # revived: already fresh
             if auto_reset and len(done):
                 obs[done], lives[done], room[done], cell[done] = self._reset_slots(slots[done])
             return obs, final, reward, terminated, truncated, lives, room, cell

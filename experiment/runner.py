@@ -422,10 +422,6 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     if existing and not (resume or overwrite):
         raise RunError(f"output file '{existing[0]}' already exists; pass --resume to continue that run "
                        f"or --overwrite to replace it")
-    external = envs.external_state(config)
-    if external and resume:
-        raise RunError(f"a run on {config['environment']} cannot be resumed: its emulators' state lives outside JAX "
-                       f"(envs/atari.py); start it again with --overwrite")
     resuming = resume and (os.path.exists(outputs.checkpoint) or os.path.exists(outputs.previous_checkpoint))
     if resume and not resuming and os.path.exists(outputs.out):
         done = files.load_metrics(outputs.out)
@@ -460,16 +456,12 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
                 _write_params(outputs, runs, state)
                 _write_out(outputs, config, axis, loop, complete=False)
                 loop.since_params_save = 0
-            if config["checkpoint_frequency"] and loop.since_checkpoint >= config["checkpoint_frequency"] \
-                    and not external:
+            if config["checkpoint_frequency"] and loop.since_checkpoint >= config["checkpoint_frequency"]:
                 _checkpoint(outputs, axis, state, loop, config)
                 loop.since_checkpoint = 0
             if stop.requested or (stop_after_chunks is not None and chunks_this_call >= stop_after_chunks):
                 bar.close()
-                if external:  # nothing to resume from: keep the metrics so far
-                    _write_out(outputs, config, axis, loop, complete=False)
-                    raise Interrupted(f"stopped before step {time_step}; {outputs.out} holds the evaluations so far "
-                                      f"(runs on Atari cannot be resumed)")
+                # Runs on Atari resume too, their emulators restarted (envs/atari.py: the episodes in progress end).
                 _checkpoint(outputs, axis, state, loop, config)
                 _write_out(outputs, config, axis, loop, complete=False)  # the evaluations so far, readable now
                 raise Interrupted(f"stopped before step {time_step}; run again with --resume to continue")

@@ -2,6 +2,7 @@
 with the extra, the protocols' explicit settings, batched host steps under nested vmap, auto-reset in place,
 slot reuse, Montezuma's rooms from the RAM, and a few training steps of the conv DQN through the harness."""
 import json
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -120,5 +121,56 @@ def test_montezuma_rooms_from_the_ram_reach_the_dqn_metrics(tmp_path):
     rooms = np.asarray(result["metrics"]["rooms_visited"])
     assert rooms.shape == (2, 2) and (rooms >= 1).all()  # the first room (RAM byte 3 reads 1 at the start)
     assert np.asarray(result["metrics"]["cells_visited"]).min() >= 1
-    with pytest.raises(runner.RunError, match="cannot be resumed: its emulators' state lives outside JAX"):
-        runner.run(validated, dqn.make, seed=0, output=str(tmp_path / "run"), resume=True, progress=False)
+    # Killed after its first chunk and resumed in a new process (compiled programs released: a new host pool),
+    # the run finishes: the JAX state is restored, the emulators restarted (their episodes in progress end).
+    runner.release_compiled()  # a fresh host pool: the same slots, so the same emulator seeds as the run above
+    with pytest.raises(runner.Interrupted):
+        runner.run(validated, dqn.make, seed=0, output=str(tmp_path / "again"), progress=False, stop_after_chunks=1)
+    runner.release_compiled()
+    resumed = runner.run(validated, dqn.make, seed=0, output=str(tmp_path / "again"), resume=True, progress=False)
+    assert resumed["meta"]["complete"] and np.asarray(resumed["metrics"]["reward_rates"]).shape == (2, 2)
+    np.testing.assert_array_equal(resumed["metrics"]["reward_rates"][0], result["metrics"]["reward_rates"][0])
+
+
+class FakePool:
+    """EnvPool's batched interface, scripted: frame value = steps since the slot's reset; episodes never end."""
+
+    def __init__(self, num_envs, **options):
+        self.height, self.width, self.count = options["img_height"], options["img_width"], np.zeros(num_envs, int)
+
+    def _out(self, ids):
+        frames = np.broadcast_to(self.count[ids][:, None, None, None], (len(ids), 1, self.height, self.width))
+        info = {"ram": np.zeros((len(ids), 128), np.uint8), "lives": np.full(len(ids), 3)}
+        return frames.astype(np.uint8), info
+
+    def reset(self, ids):
+        self.count[ids] = 0
+        return self._out(ids)
+
+    def step(self, actions, ids):
+        self.count[ids] += 1
+        frames, info = self._out(ids)
+        return frames, np.ones(len(ids), np.float32), np.zeros(len(ids), bool), np.zeros(len(ids), bool), info
+
+
+def test_a_resumed_pool_restarts_the_emulators_its_state_names(monkeypatch):
+    """A new host pool (a resumed process) asked to step slots it never reset resets them instead and reports a
+    truncated episode (reward 0, the fresh frame); the next step is an ordinary one; new episodes never get a slot
+    that a resumed run still holds."""
+    import types
+
+    fake = types.SimpleNamespace(make=lambda task, **kw: FakePool(**kw))
+    monkeypatch.setitem(sys.modules, "envpool", fake)
+    options = {"img_height": 2, "img_width": 2, "stack_num": 1, "gray_scale": True}
+    first = atari.HostPool("Pong-v5", options, seed=0, max_slots=16, block=4)
+    slots, *_ = first.reset(3)
+    for _ in range(2):
+        first.step(slots, np.zeros(3, np.int32), auto_reset=True)
+    resumed = atari.HostPool("Pong-v5", options, seed=0, max_slots=16, block=4)  # a new process: no emulators
+    obs, final, reward, terminated, truncated, *_ = resumed.step(slots, np.zeros(3, np.int32), auto_reset=True)
+    assert truncated.all() and not terminated.any() and (reward == 0).all()
+    assert (obs == 0).all() and (final == 0).all()  # fresh frames: 0 steps since the reset
+    obs, final, reward, terminated, truncated, *_ = resumed.step(slots, np.zeros(3, np.int32), auto_reset=True)
+    assert not truncated.any() and (reward == 1).all() and (obs == 1).all()
+    fresh, *_ = resumed.reset(2)
+    assert not set(fresh.tolist()) & set(slots.tolist())
