@@ -61,7 +61,7 @@ def add_series_flags(parser) -> None:
 
 
 def series_flags_conflict(args) -> int:
-    """2 after one line when --resume and --overwrite are both given, else 0."""
+    """2 after one line when --resume and --overwrite are both given (any train or multi-run script), else 0."""
     if args.resume and args.overwrite:
         print("error: --resume and --overwrite exclude each other", file=sys.stderr)
         return 2
@@ -109,8 +109,7 @@ def main(agent_type: str, make_agent, default_output: str, argv=None, default_co
 
         print(describe.text(agent_type))
         return 0
-    if args.resume and args.overwrite:
-        print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+    if series_flags_conflict(args):
         return 2
     config_path = args.config or default_config
     try:
