@@ -46,6 +46,11 @@ def agent_of(path: str):
     by_folder = {"psdrl": ("PSDRL", psdrl.make), "pets": ("PETS", pets.make), "ppo": ("PPO", ppo.make)}
     if folder in by_folder:
         return by_folder[folder]
+    quickstarts = {"quickstart_PSDRL.json": by_folder["psdrl"], "quickstart_PETS.json": by_folder["pets"],
+                   "quickstart_PPO.json": by_folder["ppo"], "quickstart_latent_model.json": ("latent_model", model_dqn.make)}
+    if name in quickstarts:  # each train script's own quickstart (the model-based ones match the prefixes below)
+        return quickstarts[name]
+    name = name.replace("quickstart_", "")
     for prefix, agent_type in (("perfect_model", "perfect_model"), ("simple_model", "simple_model"),
                                ("gaussian_latent_model", "latent_model"), ("categorical_latent_model", "latent_model")):
         if name.startswith(prefix):
