@@ -175,7 +175,8 @@ def networks(config, num_actions: int):
         return nets.mlp_head(jnp.concatenate([latent, hidden], axis=-1), config["value_hidden_dim"] + gru, 4, "value")
 
     pure = lambda f: hk.without_apply_rng(hk.transform(f))  # noqa: E731
-    return (pure(lambda f: nets.Decoder(conv_feat)(nets.Encoder(conv_feat)(f))),
+    sliced = jax.default_backend() == "cpu"  # the trained autoencoder only (psdrl_networks' docstring says why)
+    return (pure(lambda f: nets.Decoder(conv_feat, sliced)(nets.Encoder(conv_feat, sliced)(f))),
             pure(lambda f: nets.Encoder(conv_feat)(f)), pure(transition),
             pure(lambda s: nets.mlp_head(s, config["terminal_hidden_dim"], 3, "terminal")), pure(value))
 

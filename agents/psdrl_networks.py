@@ -12,10 +12,18 @@
 PyTorch's defaults: weights and biases U(+-1/sqrt(fan_in)); VarianceScaling(1/3, fan_in, uniform) gives the
 weight bound, and biases get the explicit uniform. A transposed conv's fan_in is out_channels * k^2 (PyTorch
 reads it from the weight's dimension 1), which haiku's (k, k, out, in) layout also gives.
+
+`sliced=True` runs the autoencoder's convolutions as slices and matmuls (networks.SlicedConv2D and
+SlicedConv2DTranspose, under hk.Conv2D's parameter names, so the parameters are interchangeable): psdrl.networks
+asks for it on CPU where the autoencoder is trained, since XLA:CPU's convolution gradients inside the trainer's
+loop are its bottleneck there; forward-only encodes (acting, the refit) keep lax convolutions, faster there. Both
+give the same values to float rounding.
 """
 import haiku as hk
 import jax
 import jax.numpy as jnp
+
+from agents.components.networks import SlicedConv2D, SlicedConv2DTranspose
 
 TORCH_WEIGHTS = hk.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -34,36 +42,51 @@ def latent_size(conv_feat: int) -> int:
     return conv_feat * 8 * 2 * 2
 
 
+def conv(channels: int, kernel: int, stride: int, w_init, b_init, sliced: bool) -> hk.Module:
+    """A 'VALID' convolution, sliced or lax (see the module's docstring); params named as hk.Conv2D's."""
+    if sliced:
+        return SlicedConv2D(channels, kernel, stride, 0, w_init=w_init, b_init=b_init, name="conv2_d")
+    return hk.Conv2D(channels, kernel, stride, padding="VALID", w_init=w_init, b_init=b_init)
+
+
+def conv_transpose(channels: int, kernel: int, stride: int, padding, w_init, b_init, sliced: bool) -> hk.Module:
+    """A transposed convolution, sliced or lax; params named as hk.Conv2DTranspose's."""
+    if sliced:
+        return SlicedConv2DTranspose(channels, kernel, stride, padding, w_init=w_init, b_init=b_init,
+                                     name="conv2_d_transpose")
+    return hk.Conv2DTranspose(channels, kernel, stride, padding=padding, w_init=w_init, b_init=b_init)
+
+
 class Encoder(hk.Module):
-    def __init__(self, conv_feat: int = 48, name="encoder"):
+    def __init__(self, conv_feat: int = 48, sliced: bool = False, name="encoder"):
         super().__init__(name=name)
         self.channels = [conv_feat, 2 * conv_feat, 4 * conv_feat, 8 * conv_feat]
+        self.sliced = sliced
 
     def __call__(self, frames: jax.Array) -> jax.Array:
         """(..., 64, 64, 1) float frames in [0, 1] -> (..., latent) >= 0."""
         x = frames.reshape((-1,) + frames.shape[-3:])
         in_channels = x.shape[-1]
         for channels in self.channels:
-            x = jax.nn.relu(hk.Conv2D(channels, 4, 2, padding="VALID", w_init=TORCH_WEIGHTS,
-                                      b_init=torch_bias(in_channels * 16))(x))
+            x = jax.nn.relu(conv(channels, 4, 2, TORCH_WEIGHTS, torch_bias(in_channels * 16), self.sliced)(x))
             in_channels = channels
         return x.reshape(frames.shape[:-3] + (-1,))
 
 
 class Decoder(hk.Module):
-    def __init__(self, conv_feat: int = 48, name="decoder"):
+    def __init__(self, conv_feat: int = 48, sliced: bool = False, name="decoder"):
         super().__init__(name=name)
-        self.conv_feat = conv_feat
+        self.conv_feat, self.sliced = conv_feat, sliced
 
     def __call__(self, latents: jax.Array) -> jax.Array:
         """(..., latent) -> (..., 64, 64, 1), linear output."""
         feat = self.conv_feat
         x = latents.reshape((-1, 2, 2, 8 * feat))
         for channels in (4 * feat, 2 * feat, feat):  # 6, 14, 30
-            x = jax.nn.relu(hk.Conv2DTranspose(channels, 4, 2, padding="VALID", w_init=TORCH_WEIGHTS,
-                                               b_init=torch_bias(channels * 16))(x))
+            x = jax.nn.relu(conv_transpose(channels, 4, 2, "VALID", TORCH_WEIGHTS, torch_bias(channels * 16),
+                                           self.sliced)(x))
         # Kernel 5, stride 2 from 30 to 64 with PyTorch's output_padding=1: row and column 63 get only the bias.
-        x = hk.Conv2DTranspose(1, 5, 2, padding=((4, 5), (4, 5)), w_init=TORCH_WEIGHTS, b_init=torch_bias(25))(x)
+        x = conv_transpose(1, 5, 2, ((4, 5), (4, 5)), TORCH_WEIGHTS, torch_bias(25), self.sliced)(x)
         return x.reshape(latents.shape[:-1] + (64, 64, 1))
 
 

@@ -60,6 +60,46 @@ def test_autoencoder_shapes_at_published_size_and_bias_only_border():
     assert 0.15 < float(jnp.abs(params["decoder/conv2_d_transpose_3"]["w"]).max()) <= 0.2
 
 
+@pytest.mark.parametrize("kernel, stride, padding, size, channels", [
+    (4, 2, "VALID", 2, (12, 6)), (4, 2, "VALID", 6, (6, 3)), (5, 2, ((4, 5), (4, 5)), 30, (3, 1)),
+    (3, 1, ((0, 2), (1, 1)), 5, (2, 4)), (3, 3, ((1, 0), (2, 3)), 4, (2, 3))])
+def test_sliced_transposed_convolution_equals_haiku(kernel, stride, padding, size, channels):
+    """SlicedConv2DTranspose (phases of sliced correlations) against hk.Conv2DTranspose with the same parameters:
+    values and gradients to float rounding, including explicit uneven padding and a stride above the kernel's
+    overlap."""
+    from agents.components.networks import SlicedConv2DTranspose
+    inputs, outputs = channels
+    ref = hk.without_apply_rng(hk.transform(lambda x: hk.Conv2DTranspose(outputs, kernel, stride, padding=padding)(x)))
+    sliced = hk.without_apply_rng(hk.transform(
+        lambda x: SlicedConv2DTranspose(outputs, kernel, stride, padding, name="conv2_d_transpose")(x)))
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, size, size, inputs))
+    params = jax.tree.map(lambda p: p + 0.1, ref.init(jax.random.PRNGKey(1), x))
+    assert jax.tree.structure(sliced.init(jax.random.PRNGKey(1), x)) == jax.tree.structure(params)
+    want = ref.apply(params, x)
+    np.testing.assert_allclose(sliced.apply(params, x), want, rtol=1e-5, atol=1e-5)
+    grad = lambda f: jax.grad(lambda p, x: jnp.sum(jnp.sin(f.apply(p, x))), argnums=(0, 1))(params, x)  # noqa: E731
+    for got, expected in zip(jax.tree.leaves(grad(sliced)), jax.tree.leaves(grad(ref))):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_sliced_autoencoder_equals_the_lax_convolutions():
+    """The sliced autoencoder (trained on CPU) has the lax one's parameters, initial values included, and, fed
+    them, the same reconstructions, loss and gradients."""
+    def autoencoder(sliced):
+        return hk.without_apply_rng(hk.transform(
+            lambda frames: nets.Decoder(8, sliced)(nets.Encoder(8, sliced)(frames))))
+
+    frames = jax.random.uniform(jax.random.PRNGKey(0), (2, 3, 64, 64, 1))
+    sliced, lax = autoencoder(True), autoencoder(False)
+    params = lax.init(jax.random.PRNGKey(1), frames)
+    jax.tree.map(np.testing.assert_array_equal, sliced.init(jax.random.PRNGKey(1), frames), params)
+    loss = lambda f: jax.value_and_grad(  # noqa: E731
+        lambda p: jnp.mean((f.apply(p, frames) - frames) ** 2))(params)
+    (got_loss, got_grads), (want_loss, want_grads) = loss(sliced), loss(lax)
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-6), got_grads, want_grads)
+
+
 def test_transition_head_feature_layer_is_linear_and_sizes():
     head = hk.without_apply_rng(hk.transform(lambda x: nets.TransitionHead(20, 9)(x)))
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 13))

@@ -136,6 +136,16 @@ class ConvTorso(hk.Module):
         return x.reshape(x.shape[:-3] + (-1,))
 
 
+def sliced_correlation(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+    """x (..., H, W, C) correlated with w (kh, kw, C, O) over x's whole extent (no padding): kh * kw strided
+    slices concatenated into patches and one matmul."""
+    kh, kw, s = w.shape[0], w.shape[1], stride
+    rows, cols = (x.shape[-3] - kh) // s + 1, (x.shape[-2] - kw) // s + 1
+    patches = jnp.concatenate([x[..., i:i + s * (rows - 1) + 1:s, j:j + s * (cols - 1) + 1:s, :]
+                               for i in range(kh) for j in range(kw)], axis=-1)
+    return patches @ w.reshape(-1, w.shape[-1])
+
+
 class SlicedConv2D(hk.Module):
     """A k x k convolution (NHWC, symmetric zero padding, stride s) computed as k^2 strided slices concatenated
     into patches and one matmul, with hk.Conv2D's parameters ('w' (k, k, C, O), 'b').
@@ -153,16 +163,65 @@ class SlicedConv2D(hk.Module):
         self.w_init, self.b_init = w_init, b_init or jnp.zeros
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        k, s, p = self.kernel, self.stride, self.padding
+        k, p = self.kernel, self.padding
         w = hk.get_parameter("w", (k, k, x.shape[-1], self.channels), x.dtype,
                              self.w_init or hk.initializers.VarianceScaling(1.0, "fan_avg", "truncated_normal"))
         b = hk.get_parameter("b", (self.channels,), x.dtype, self.b_init)
         padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(p, p), (p, p), (0, 0)])
-        rows = (x.shape[-3] + 2 * p - k) // s + 1
-        cols = (x.shape[-2] + 2 * p - k) // s + 1
-        patches = jnp.concatenate([padded[..., i:i + s * (rows - 1) + 1:s, j:j + s * (cols - 1) + 1:s, :]
-                                   for i in range(k) for j in range(k)], axis=-1)
-        return patches @ w.reshape(-1, self.channels) + b
+        return sliced_correlation(padded, w, self.stride) + b
+
+
+class SlicedConv2DTranspose(hk.Module):
+    """A k x k transposed convolution (NHWC, stride s) with hk.Conv2DTranspose's parameters ('w' (k, k, O, C), 'b')
+    and padding rule (the input dilated by s, padded by (lo, hi) per side, correlated with the unflipped kernel;
+    'VALID' is lo = hi = k - 1), computed as s^2 stride-1 sliced correlations, one per output phase, interleaved.
+
+    Output row o = s q + r sums x[q + m + c_r] w[t_r + s m] over m, with t_r = (lo - r) mod s and
+    c_r = (r + t_r - lo) / s: phase r is a correlation of x with every s-th tap. Why not conv_transpose: as for
+    SlicedConv2D, XLA:CPU's transposed-convolution gradients run far below its matmul speed; and not one matmul
+    scattered into the output: that scatter's gradient, k^2 strided slices of the large output, is slower still.
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int, padding="VALID", w_init=None, b_init=None,
+                 name=None):
+        super().__init__(name=name)
+        self.channels, self.kernel, self.stride = channels, kernel, stride
+        self.padding = ((kernel - 1, kernel - 1),) * 2 if padding == "VALID" else tuple(map(tuple, padding))
+        self.w_init, self.b_init = w_init, b_init or jnp.zeros
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel, self.stride
+        w = hk.get_parameter("w", (k, k, self.channels, x.shape[-1]), x.dtype,
+                             self.w_init or hk.initializers.VarianceScaling(1.0, "fan_avg", "truncated_normal"))
+        b = hk.get_parameter("b", (self.channels,), x.dtype, self.b_init)
+        w = jnp.swapaxes(w, 2, 3)  # (k, k, C, O)
+        (lo_h, hi_h), (lo_w, hi_w) = self.padding
+        sizes = [(n - 1) * s + 1 + lo + hi - k + 1 for n, lo, hi in
+                 ((x.shape[-3], lo_h, hi_h), (x.shape[-2], lo_w, hi_w))]
+        blocks = [-(-size // s) for size in sizes]  # outputs per phase, the largest
+
+        def phase(r: int, lo: int, n: int, block: int):
+            """(first tap, x's first row, x's padding (before, after)) for phase r of one axis."""
+            tap = (lo - r) % s
+            first = (r + tap - lo) // s
+            taps = len(range(tap, k, s))
+            return tap, (max(0, -first), max(0, first + block + taps - 1 - n)), max(0, first)
+
+        rows = []
+        for r_h in range(s):
+            row = []
+            for r_w in range(s):
+                (tap_h, pad_h, start_h), (tap_w, pad_w, start_w) = (
+                    phase(r_h, lo_h, x.shape[-3], blocks[0]), phase(r_w, lo_w, x.shape[-2], blocks[1]))
+                taps = w[tap_h::s, tap_w::s]
+                padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [pad_h, pad_w, (0, 0)])
+                span_h, span_w = blocks[0] + taps.shape[0] - 1, blocks[1] + taps.shape[1] - 1
+                padded = padded[..., start_h:start_h + span_h, start_w:start_w + span_w, :]
+                row.append(sliced_correlation(padded, taps))  # (..., block_h, block_w, O)
+            rows.append(jnp.stack(row, axis=-2))  # (..., block_h, block_w, s, O)
+        out = jnp.stack(rows, axis=-4)  # (..., block_h, s, block_w, s, O)
+        out = out.reshape(x.shape[:-3] + (blocks[0] * s, blocks[1] * s, self.channels))
+        return out[..., :sizes[0], :sizes[1], :] + b
 
 
 def aggregate_dueling(value: jax.Array, advantage: jax.Array, aggregation: str) -> jax.Array:
