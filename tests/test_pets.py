@@ -156,6 +156,33 @@ def check_outputs(stem, result, config):
     assert pets_outputs.main(["render", "-d", stem, "--episode", "3", "-o", stem + ".gif"]) == 2
     assert pets_outputs.main(["render", "-d", stem, "-o", stem + ".avi"]) == 2
     assert pets_outputs.main(["archive", "-d", stem + "_missing"]) == 2
+    check_results_table(stem, result, config)
+
+
+def check_results_table(stem, result, config):
+    """benchmarks/pets_results.py on a finished run: the planned episodes' returns and running maxima as the .out
+    holds them (2 seeds: mean and range), both baselines over whole task_hor-step episodes (|reward| <= 1 per
+    step, so |return| <= task_hor; the two policies' returns differ), and one-line refusals."""
+    import json
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import pets_results
+    assert pets_results.main(["-o", stem + "_table", "--episodes", "1", "2", "--baseline-seeds", "4",
+                              "--panel", "tiny", f"PETS={stem}.out"]) == 0
+    record = json.load(open(stem + "_table.json"))["tiny"]
+    planned = np.asarray(result["metrics"]["return"])[1:]
+    np.testing.assert_allclose(record["series"]["PETS"]["return"], planned, rtol=1e-6)
+    np.testing.assert_allclose(record["series"]["PETS"]["running_max"],
+                               np.maximum.accumulate(planned, axis=0), rtol=1e-6)
+    table = open(stem + "_table.md").read()
+    second = planned[1]
+    assert f"{second.mean():.1f} ({second.min():.1f}, {second.max():.1f})" in table
+    random, zero = (np.asarray(record["baselines"][name]) for name in ("uniformly random actions", "zero action"))
+    assert random.shape == zero.shape == (4,) and not np.allclose(random, zero)
+    assert (np.abs(random) <= config["task_hor"]).all() and (np.abs(zero) <= config["task_hor"]).all()
+    assert pets_results.main(["-o", stem + "_bad", "--panel", "tiny", f"PETS={stem}_missing.out"]) == 2
 
 
 def test_mountain_car_end_is_absorbing():
