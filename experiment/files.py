@@ -7,6 +7,7 @@ Checkpoints: an .npz of the run state's leaves plus JSON metadata and a SHA-256 
 allow_pickle=False and verified; writing one keeps the one before it (`<name>.prev.npz`) for a fallback.
 """
 import builtins
+import dataclasses
 import hashlib
 import io
 import json
@@ -325,3 +326,30 @@ def load_checkpoint(path: str):
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, UnicodeDecodeError) as e:
         raise FileFormatError(f"checkpoint '{path}' is corrupt or unreadable ({type(e).__name__}: {e})") from None
     return leaves, arrays, meta
+
+
+@dataclasses.dataclass
+class Outputs:
+    """A run's files, named from its --output prefix: the metrics, the parameters, the checkpoint, the one kept
+    before it and the checkpoint's row log."""
+    prefix: str
+
+    @property
+    def out(self):
+        return self.prefix + ".out"
+
+    @property
+    def params(self):
+        return self.prefix + ".params"
+
+    @property
+    def checkpoint(self):
+        return self.prefix + ".ckpt.npz"
+
+    @property
+    def previous_checkpoint(self):
+        return previous_checkpoint(self.checkpoint)
+
+    def existing(self):
+        return [p for p in (self.out, self.params, self.checkpoint, self.previous_checkpoint,
+                            row_log_dir(self.checkpoint)) if os.path.exists(p)]

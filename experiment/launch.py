@@ -63,8 +63,7 @@ class Job:
         """'complete', 'incomplete' (outputs of an unfinished run exist) or 'new'."""
         if files.run_complete(self.output):
             return "complete"
-        leftovers = [self.output + suffix for suffix in (".out", ".params", ".ckpt.npz", ".ckpt.prev.npz")]
-        return "incomplete" if any(os.path.exists(p) for p in leftovers) else "new"
+        return "incomplete" if files.Outputs(self.output).existing() else "new"
 
 
 def _load(path: str) -> dict:

@@ -40,31 +40,6 @@ class RunError(RuntimeError):
 
 
 @dataclass
-class Outputs:
-    prefix: str
-
-    @property
-    def out(self):
-        return self.prefix + ".out"
-
-    @property
-    def params(self):
-        return self.prefix + ".params"
-
-    @property
-    def checkpoint(self):
-        return self.prefix + ".ckpt.npz"
-
-    @property
-    def previous_checkpoint(self):
-        return files.previous_checkpoint(self.checkpoint)
-
-    def existing(self):
-        return [p for p in (self.out, self.params, self.checkpoint, self.previous_checkpoint,
-                            files.row_log_dir(self.checkpoint)) if os.path.exists(p)]
-
-
-@dataclass
 class Progress:
     """Host-side loop state: what a checkpoint holds besides the run state."""
 
@@ -415,7 +390,7 @@ def run(config: dict, make_agent, seed: int, output: str, resume: bool = False, 
     to simulate a kill at a chunk boundary. tensorboard: a directory for event files of the per-chunk scalars.
     """
     config = dict(config, seed=seed)
-    outputs = Outputs(output)
+    outputs = files.Outputs(output)
     if _writes_files():
         check_writable(outputs.prefix)
     existing = outputs.existing()
@@ -589,7 +564,7 @@ def first_step_reaching(table: dict, num_seeds: int, target: float, window: int 
     return first
 
 
-def _write_params(outputs: Outputs, runs: Runs, state) -> None:
+def _write_params(outputs: files.Outputs, runs: Runs, state) -> None:
     """{name: [per-seed pytrees]}, or in a sweep {name: [[per-seed pytrees] per grid point]}."""
     axis = runs.axis
     saved = axis.fetch(runs.compiled.saved_params(state))
@@ -622,7 +597,7 @@ def provenance(devices) -> dict:
             "device_kind": devices[0].device_kind if len(devices) else None, "devices": [str(d) for d in devices]}
 
 
-def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, complete: bool, extra_meta=None) -> dict:
+def _write_out(outputs: files.Outputs, config: dict, axis: RunAxis, loop: Progress, complete: bool, extra_meta=None) -> dict:
     metrics = {name: np.stack(values) for name, values in loop.metrics.items()}
     extra = {"grid": [dict(point) for point in config["sweep"]]} if axis.swept else {}
     if loop.metrics.get("diverged"):
@@ -643,7 +618,7 @@ def _write_out(outputs: Outputs, config: dict, axis: RunAxis, loop: Progress, co
     return result
 
 
-def _checkpoint(outputs: Outputs, axis: RunAxis, state, loop: Progress, config: dict) -> None:
+def _checkpoint(outputs: files.Outputs, axis: RunAxis, state, loop: Progress, config: dict) -> None:
     """The real runs' state (no padding, so a run may resume on another number of devices) and the host loop."""
     leaves = axis.fetch(jax.tree.leaves(state))
     arrays = {name: np.stack(values) for name, values in loop.metrics.items()}
@@ -659,7 +634,7 @@ def _checkpoint(outputs: Outputs, axis: RunAxis, state, loop: Progress, config: 
             files.save_checkpoint(outputs.checkpoint, leaves, arrays, meta)
 
 
-def _remove_orphaned_temporaries(outputs: Outputs) -> None:
+def _remove_orphaned_temporaries(outputs: files.Outputs) -> None:
     """A kill during a write leaves its temporary file (files.atomic_write: `<file>.<random>.tmp`) beside the
     intact old file; a resumed run removes those of its own files."""
     for path in (outputs.out, outputs.params, outputs.checkpoint):
@@ -669,7 +644,7 @@ def _remove_orphaned_temporaries(outputs: Outputs) -> None:
         os.remove(orphan)
 
 
-def _restore_latest_good(outputs: Outputs, runs: Runs, abstract, config: dict):
+def _restore_latest_good(outputs: files.Outputs, runs: Runs, abstract, config: dict):
     """The newest checkpoint that loads and passes its checksum: the latest, else (with a warning) the one kept
     before it. A config mismatch is not corruption: it is refused, not skipped."""
     try:
