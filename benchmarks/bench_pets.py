@@ -3,6 +3,7 @@ vmapped seeds, and the projected time of the whole published protocol.
 
     python benchmarks/bench_pets.py [--seeds 1 8] [--json out.json]
     python benchmarks/bench_pets.py --seeds 1 30 --json gpu.json      # the GPU run (goal: 30 seeds < 40 min)
+    python benchmarks/bench_pets.py --config configs/pets/CartpoleSwingUp_reduced.json --seeds 5   # another config
 
 Measures, through the harness's compiled programs (runner.CompiledRun: vmapped over the runs, each device
 running its share) with configs/pets/CartpoleSwingUp.json (PE-TSinf-CEM, P 400, E 40, I 5, H 25, K 20, 5 members
@@ -45,8 +46,8 @@ from experiment import config as config_lib, runner  # noqa: E402
 PUBLISHED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pets", "CartpoleSwingUp.json")
 
 
-def bench_config(num_seeds: int, task_hor: int, ntrain_iters: int) -> dict:
-    raw = config_lib.load_json(PUBLISHED)
+def bench_config(num_seeds: int, task_hor: int, ntrain_iters: int, path: str = PUBLISHED) -> dict:
+    raw = config_lib.load_json(path)
     return config_lib.validate("PETS", {**raw, "num_seeds": num_seeds, "task_hor": task_hor, "eval_frequency": task_hor,
                                         "ntrain_iters": ntrain_iters, "num_steps": (1 + ntrain_iters) * task_hor})
 
@@ -66,14 +67,14 @@ def part_flops(config) -> tuple:
     return plan, adam_step
 
 
-def measure(num_seeds: int, plan_steps: int, repeats: int, peak: float) -> dict:
+def measure(num_seeds: int, plan_steps: int, repeats: int, peak: float, path: str = PUBLISHED) -> dict:
     result = {"num_seeds": num_seeds}
-    plan_flops, adam_flops = part_flops(bench_config(1, 200, 50))
+    plan_flops, adam_flops = part_flops(bench_config(1, 200, 50, path))
     axis = runner.RunAxis(1, num_seeds)
     keys = axis.place(np.asarray(jax.random.split(jax.random.PRNGKey(0), num_seeds)))
 
     # planning: chunks of plan_steps planned control steps (the first call compiles)
-    config = bench_config(num_seeds, plan_steps, 1)
+    config = bench_config(num_seeds, plan_steps, 1, path)
     env, env_params = envs.make_from_config(config)
     compiled = runner.CompiledRun(pets.make(config, env, env_params), axis)
     hparams = axis.place(runner.stacked_hyperparams(config, pets.make, axis))
@@ -89,7 +90,7 @@ def measure(num_seeds: int, plan_steps: int, repeats: int, peak: float) -> dict:
           flush=True)
 
     # training calls at 200 and 10,000 rows (a random episode first; the dataset filled with random transitions)
-    config = bench_config(num_seeds, 200, 50)
+    config = bench_config(num_seeds, 200, 50, path)
     compiled = runner.CompiledRun(pets.make(config, env, env_params), axis)
     def filled(rows):  # a fresh state (interact donates its input) whose next episode brings the data to rows
         state = compiled.init(keys, hparams)
@@ -122,8 +123,11 @@ def main(argv=None):
     parser.add_argument("--plan-steps", type=int, default=2, help="planned control steps per timed chunk")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--config", default=PUBLISHED,
+                        help="a PETS config on the cartpole swing-up (default: the published sizes)")
     args = parser.parse_args(argv)
-    return per_seed_count(args.seeds, lambda seeds, peak: measure(seeds, args.plan_steps, args.repeats, peak), args.json)
+    return per_seed_count(args.seeds, lambda seeds, peak: measure(seeds, args.plan_steps, args.repeats, peak,
+                                                                  args.config), args.json)
 
 
 if __name__ == "__main__":
