@@ -43,11 +43,13 @@ CONFIG_KEYS = {
     "int_adv_coeff": non_negative_float("weight of the intrinsic advantage", default=1.0),
     "normalize_advantages": flag("standardise the combined advantage per minibatch (PureJaxRL; the author: no)"),
     "network": choice("conv: the author's model C (3x3 conv stack, 512 features, actor and critic hidden layers);"
-                      " mlp: separate tanh actor and critic (PureJaxRL's)", ("conv", "mlp"), default="conv"),
+                      " mlp: separate actor and critic MLPs (PureJaxRL's)", ("conv", "mlp"), default="conv"),
     "conv_channels": positive_int_list("model C's conv widths", default=[32, 64, 64, 128]),
     "conv_strides": positive_int_list("model C's conv strides", default=[2, 2, 2, 1]),
     "hidden_width": positive_int("model C's feature and hidden width", default=512),
     "mlp_widths": positive_int_list("hidden widths of the mlp network", default=[64, 64]),
+    "mlp_activation": choice("activation of the mlp network (PureJaxRL: tanh for CartPole, relu for MinAtar)",
+                             ("tanh", "relu"), default="tanh"),
     "fix_bootstrap_last": flag("bootstrap the last step of a rollout from V(s_T) (the author gives it advantage "
                                "and return 0)"),
     "int_episodic": flag("mask the intrinsic stream at episode ends (the author; the RND paper: false)",

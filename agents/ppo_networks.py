@@ -23,10 +23,11 @@ def policy_network(config, num_actions: int, num_streams: int):
             critic = relu(linear(config["hidden_width"], 0.1)(h))
             values = jnp.concatenate([linear(1, 0.01)(critic) for _ in range(num_streams)], axis=-1)
             return logits, values
+        activation = {"tanh": jnp.tanh, "relu": relu}[config["mlp_activation"]]
         actor = critic = x.reshape(x.shape[0], -1)
         for width in config["mlp_widths"]:
-            actor = jnp.tanh(linear(width, distill.SQRT2)(actor))
-            critic = jnp.tanh(linear(width, distill.SQRT2)(critic))
+            actor = activation(linear(width, distill.SQRT2)(actor))
+            critic = activation(linear(width, distill.SQRT2)(critic))
         values = jnp.concatenate([linear(1, 1.0)(critic) for _ in range(num_streams)], axis=-1)
         return linear(num_actions, 0.01)(actor), values
 

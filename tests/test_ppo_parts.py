@@ -123,6 +123,28 @@ def test_orthogonal_gains_of_model_c():
         assert np.all(np.asarray(params[name]["b"]) == 0)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_mlp_network_is_two_separate_mlps_with_the_chosen_activation(activation):
+    """PureJaxRL's pair: the observation flattened, actor and critic each two hidden layers of the activation, the
+    logits and the value heads linear; checked against numpy on a random (bool, as MinAtar's) observation."""
+    config = {**tiny_config(), "network": "mlp", "mlp_widths": [6, 5], "mlp_activation": activation}
+    net = ppo.policy_network(config, 3, 2)
+    obs = jax.random.bernoulli(jax.random.PRNGKey(1), 0.5, (4, 2, 3, 2))
+    params = net.init(jax.random.PRNGKey(0), obs)
+    logits, values = net.apply(params, obs)
+    f = np.tanh if activation == "tanh" else (lambda v: np.maximum(v, 0.0))
+    p = {name: (np.asarray(v["w"], np.float64), np.asarray(v["b"], np.float64)) for name, v in params.items()}
+    layer = lambda h, name: h @ p[name][0] + p[name][1]  # noqa: E731
+    x = np.asarray(obs, np.float64).reshape(4, -1)
+    # haiku names the layers in call order: actor and critic interleave per width, then the value heads, the logits
+    actor = f(layer(f(layer(x, "linear")), "linear_2"))
+    critic = f(layer(f(layer(x, "linear_1")), "linear_3"))
+    np.testing.assert_allclose(values, np.concatenate([layer(critic, "linear_4"), layer(critic, "linear_5")], -1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logits, layer(actor, "linear_6"), rtol=1e-5, atol=1e-6)
+    assert values.shape == (4, 2) and logits.shape == (4, 3)
+
+
 @pytest.mark.parametrize("mode", ["element", "sample"])
 def test_masked_predictor_loss_keeps_the_stated_fraction(mode):
     """Over a 512 x 512 error matrix the kept fraction is within 4 sigma of p (per element) or of p per sample
