@@ -66,7 +66,9 @@ def ours_whole_training(config):
     return train
 
 
-def cartpole(path: str, repeats: int) -> dict:
+def import_purejaxrl_ppo(path: str):
+    """PureJaxRL's purejaxrl/ppo.py from a clone at PATH (their wrappers import brax and navix at the top for other
+    tasks; where those are absent, empty stand-ins let the module import)."""
     sys.path.insert(0, os.path.join(path, "purejaxrl"))
     try:
         import brax  # noqa: F401  PureJaxRL's wrappers import it for Brax tasks; CartPole never uses it: stubs
@@ -84,7 +86,53 @@ def cartpole(path: str, repeats: int) -> dict:
     except ImportError:
         import types
         sys.modules["navix"] = types.ModuleType("navix")
-    theirs = importlib.import_module("ppo").make_train(dict(PUREJAXRL_CONFIG))
+    module = importlib.import_module("ppo")
+    module.gymnax = FiveOutputGymnax()
+    module.orthogonal = one_matrix_at_a_time(module.orthogonal)
+    return module
+
+
+def one_matrix_at_a_time(make_initializer):
+    """Their flax orthogonal initializer, the same values, but vmapped over seeds one matrix after another: a batch
+    of QRs on XLA's CPU thread pool can hang the process (agents/components/linalg.py says why; seen here with
+    Breakout-MinAtar's 400 x 64 layers at 2 seeds)."""
+    def make(*args, **kwargs):
+        initializer = make_initializer(*args, **kwargs)
+
+        def initialize(key, shape, dtype=jax.numpy.float32):
+            return jax.custom_batching.sequential_vmap(lambda k: initializer(k, shape, dtype))(key)
+        return initialize
+    return make
+
+
+class FiveOutputGymnax:
+    """gymnax as PureJaxRL's code expects it: gymnax >= 1.0's step returns (obs, state, reward, terminated,
+    truncated, info); their wrappers unpack the five outputs of gymnax 0.0.x, whose done was terminated or truncated
+    (both auto-reset). `make` wraps the environment so its step gives those five."""
+
+    def make(self, name, **kwargs):
+        import gymnax
+        env, params = gymnax.make(name, **kwargs)
+        return _FiveOutputStep(env), params
+
+
+class _FiveOutputStep:
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def step(self, key, state, action, params=None):
+        outputs = self._env.step(key, state, action, params)
+        if len(outputs) == 5:  # gymnax 0.0.x already
+            return outputs
+        obs, state, reward, terminated, truncated, info = outputs
+        return obs, state, reward, jax.numpy.logical_or(terminated, truncated), info
+
+
+def cartpole(path: str, repeats: int) -> dict:
+    theirs = import_purejaxrl_ppo(path).make_train(dict(PUREJAXRL_CONFIG))
     config = load_config("PPO", "configs/ppo/CartPole_purejaxrl.json")
     steps = config["num_steps"]  # 976 updates x 512, as PureJaxRL's int(5e5 // 512)
     their_seconds = timed(jax.jit(theirs), jax.random.PRNGKey(30), repeats=repeats)
