@@ -108,7 +108,8 @@ def one_matrix_at_a_time(make_initializer):
 class FiveOutputGymnax:
     """gymnax as PureJaxRL's code expects it: gymnax >= 1.0's step returns (obs, state, reward, terminated,
     truncated, info); their wrappers unpack the five outputs of gymnax 0.0.x, whose done was terminated or truncated
-    (both auto-reset). `make` wraps the environment so its step gives those five."""
+    (both auto-reset) and whose info held no more than the discount. `make` wraps the environment so its step gives
+    those five and that info."""
 
     def make(self, name, **kwargs):
         import gymnax
@@ -128,6 +129,9 @@ class _FiveOutputStep:
         if len(outputs) == 5:  # gymnax 0.0.x already
             return outputs
         obs, state, reward, terminated, truncated, info = outputs
+        # gymnax 1.0 also reports these per step; PureJaxRL keeps every step's info, so a MinAtar run's copies of
+        # final_observation alone would need tens of GB at 16 seeds
+        info = {k: v for k, v in info.items() if k not in ("terminated", "truncated", "final_observation")}
         return obs, state, reward, jax.numpy.logical_or(terminated, truncated), info
 
 

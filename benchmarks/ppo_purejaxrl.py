@@ -22,7 +22,8 @@ Tasks (PureJaxRL's settings; both sides get the same environment-step budget):
 The metric on both sides: per period and seed, the mean return of the training episodes that ended in that period
 (their LogWrapper's returned_episode_returns where returned_episode is set; ours the agent's `return` metric). The
 parity statistic: per period, the 95% percentile-bootstrap interval of mean(ours) - mean(PureJaxRL), resampling
-each side's seeds; the goal is that it contains 0 at >= 85% of periods.
+each side's seeds; the goal is that it contains 0 at >= 85% of periods. Ours' side is kept in OUTPUT.ours.json
+until the end, so a run stopped during PureJaxRL's side starts again there.
 """
 import argparse
 import json
@@ -39,6 +40,7 @@ import jax  # noqa: E402
 
 from bench_ppo import PUREJAXRL_CONFIG, import_purejaxrl_ppo, ours_whole_training  # noqa: E402
 from experiment.config import load_config, validate  # noqa: E402
+from experiment.files import atomic_write  # noqa: E402
 
 MINATAR_CONFIG = {"LR": 5e-3, "NUM_ENVS": 64, "NUM_STEPS": 128, "TOTAL_TIMESTEPS": 2 ** 21, "UPDATE_EPOCHS": 4,
                   "NUM_MINIBATCHES": 8, "GAMMA": 0.99, "GAE_LAMBDA": 0.95, "CLIP_EPS": 0.2, "ENT_COEF": 0.01,
@@ -150,10 +152,19 @@ def main(argv=None):
         raw.update(num_steps=args.steps // per_update * per_update, save_frequency=args.steps)
     config = validate("PPO", raw)
     module = import_purejaxrl_ppo(args.purejaxrl)
-    started = time.perf_counter()
-    ours = run_ours(config, args.seeds, args.seed)
-    our_seconds = time.perf_counter() - started
-    print(f"ours: {args.seeds} seeds x {config['num_steps']} steps in {our_seconds:.0f} s", flush=True)
+    run = {"task": args.task, "seeds": args.seeds, "seed": args.seed, "steps": config["num_steps"]}
+    ours_path = args.output + ".ours.json"  # ours' side kept, so a run stopped in PureJaxRL's side resumes there
+    kept = json.load(open(ours_path, encoding="utf-8")) if os.path.exists(ours_path) else {}
+    if kept.get("run") == run:
+        ours, our_seconds = np.array(kept["ours"], float), kept["seconds"]
+        print(f"ours: read from {ours_path}", flush=True)
+    else:
+        started = time.perf_counter()
+        ours = run_ours(config, args.seeds, args.seed)
+        our_seconds = time.perf_counter() - started
+        text = json.dumps({"run": run, "ours": ours.tolist(), "seconds": our_seconds})
+        atomic_write(ours_path, lambda f: f.write(text.encode()))
+        print(f"ours: {args.seeds} seeds x {config['num_steps']} steps in {our_seconds:.0f} s", flush=True)
     started = time.perf_counter()
     theirs = run_purejaxrl(module, their_config, args.seeds, args.seed + 1, config["eval_frequency"])
     their_seconds = time.perf_counter() - started
@@ -163,6 +174,7 @@ def main(argv=None):
             "ours_config": our_path, "ours_seconds": our_seconds, "purejaxrl_seconds": their_seconds,
             "ours": ours.tolist(), "purejaxrl": theirs.tolist()}
     print(summarise(data, args.output))
+    os.remove(ours_path)
     return 0
 
 
