@@ -55,7 +55,8 @@ cem_var_smoothing false, unequal hidden widths.
 `--compare` (in this repository's venv) reads our .out files (train_PETS.py's, same config) and these logs: per
 planned episode the 95% percentile-bootstrap CI of mean(ours) - mean(mbrl-lib) over seeds, the share of planned
 episodes whose CI contains 0, both curves on one figure (FIG.png, FIG.json), and with --ours-seconds-per-step
-(ours' seconds per planned control step per seed, measured elsewhere) its ratio to mbrl-lib's median. Bad input
+(ours' seconds per planned control step per seed, measured elsewhere) its ratio to mbrl-lib's median, or to
+--mbrl-seconds-per-step (mbrl-lib's, measured on a quiet machine: see docs/pets.md for how). Bad input
 prints one line "error: ..." and exits with status 2.
 """
 import argparse
@@ -89,6 +90,9 @@ def parse_args(argv):
                         help="comma-separated lists of files: our .out files, this script's logs (one per seed)")
     parser.add_argument("--ours-seconds-per-step", type=float, metavar="X",
                         help="with --compare: ours' seconds per planned control step per seed")
+    parser.add_argument("--mbrl-seconds-per-step", type=float, metavar="Y",
+                        help="with --compare: mbrl-lib's, measured on a quiet machine (default: the median of the "
+                             "logs' own step times, which are only as quiet as the runs were)")
     parser.add_argument("--overwrite", action="store_true")
     return parser.parse_args(argv)
 
@@ -389,7 +393,7 @@ def load_mbrl(paths) -> tuple:
     return np.array([run["return"] for run in runs], float).T, runs
 
 
-def compare(ours_paths, mbrl_paths, output: str, ours_seconds=None) -> str:
+def compare(ours_paths, mbrl_paths, output: str, ours_seconds=None, mbrl_seconds=None) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -428,7 +432,7 @@ def compare(ours_paths, mbrl_paths, output: str, ours_seconds=None) -> str:
     figure.legend(loc="lower center", ncol=3, fontsize=8)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
     figure.savefig(output + ".png", dpi=110)
-    mbrl_step = float(np.median([run["step_seconds_median"] for run in runs]))
+    mbrl_step = mbrl_seconds or float(np.median([run["step_seconds_median"] for run in runs]))
     summary = {"planned_episodes": int(episodes - ninit), "ci_contains_zero": float(contains.mean()),
                "last5_difference": float(last[0][0]), "last5_ci": [float(last[1][0]), float(last[2][0])],
                "difference": difference.tolist(), "low": low.tolist(), "high": high.tolist(),
@@ -448,10 +452,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         if args.compare:
-            if args.ours_seconds_per_step is not None and not args.ours_seconds_per_step > 0:
-                raise ValueError("--ours-seconds-per-step must be > 0")
+            for flag, value in (("--ours-seconds-per-step", args.ours_seconds_per_step),
+                                ("--mbrl-seconds-per-step", args.mbrl_seconds_per_step)):
+                if value is not None and not value > 0:
+                    raise ValueError(f"{flag} must be > 0")
             print(compare(args.compare[0].split(","), args.compare[1].split(","), args.output,
-                          args.ours_seconds_per_step))
+                          args.ours_seconds_per_step, args.mbrl_seconds_per_step))
             return 0
         if not args.config:
             raise ValueError("pass -c CONFIG (or --compare)")
