@@ -23,7 +23,8 @@ def policy_network(config, num_actions: int, num_streams: int):
             critic = relu(linear(config["hidden_width"], 0.1)(h))
             values = jnp.concatenate([linear(1, 0.01)(critic) for _ in range(num_streams)], axis=-1)
             return logits, values
-        activation = {"tanh": jnp.tanh, "relu": relu}[config["mlp_activation"]]
+        # runs written before mlp_activation existed were tanh
+        activation = {"tanh": jnp.tanh, "relu": relu}[config.get("mlp_activation", "tanh")]
         actor = critic = x.reshape(x.shape[0], -1)
         for width in config["mlp_widths"]:
             actor = activation(linear(width, distill.SQRT2)(actor))

@@ -450,6 +450,7 @@ def test_model_losses_are_logged_per_chunk_and_fall(learning_run):
         assert np.all(metrics["obs_loss"][-1] < 0.85 * metrics["obs_loss"][1]), metrics["obs_loss"]
 
 
+@pytest.mark.slow  # reads the learning runs the slow learning tests share
 def test_params_file_layout(learning_run):
     agent_type, prefix, _ = learning_run
     params = files.load_pickle(prefix + ".params")

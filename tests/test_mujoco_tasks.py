@@ -93,6 +93,7 @@ def c_engine_rollout(env, first, actions, observe):
     return np.array(observations), np.array(before)
 
 
+@pytest.mark.slow  # MJX compiles: ~35 s here; CI runs it with the extras
 @requires_mjx
 def test_reacher3d_reset_rollout_and_reward():
     env, (resets, first, actions, obs, rewards, dones) = rollout("Reacher3D")
@@ -114,6 +115,7 @@ def test_reacher3d_reset_rollout_and_reward():
     np.testing.assert_allclose(cost, -rewards, rtol=1e-5)
 
 
+@pytest.mark.slow  # MJX compiles: ~30 s here; CI runs it with the extras
 @requires_mjx
 def test_pusher_reset_rollout_and_the_one_step_reward_lag():
     env, (resets, first, actions, obs, rewards, dones) = rollout("Pusher")
@@ -143,6 +145,7 @@ def test_pusher_reset_rollout_and_the_one_step_reward_lag():
     np.testing.assert_allclose(planner, -rewards, rtol=1e-4)
 
 
+@pytest.mark.slow  # MJX compiles: ~25 s here; CI runs it with the extras
 @requires_mjx
 def test_half_cheetah_reset_rollout_and_reward():
     env, (resets, first, actions, obs, rewards, dones) = rollout("HalfCheetah")
@@ -164,6 +167,7 @@ def test_half_cheetah_reset_rollout_and_reward():
     assert task.preprocess(states).shape == (STEPS, 18)
 
 
+@pytest.mark.slow  # a whole harness run on MJX: ~85 s here
 @requires_mjx
 def test_pets_plans_reacher3d_through_the_harness(tmp_path):
     """A tiny PETS run on Reacher3D (one random episode, then one planned): the planned episode's return beats the

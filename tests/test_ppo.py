@@ -77,8 +77,10 @@ def test_constant_bonus_control(tmp_path):
     assert not np.allclose(paid["value_loss_int"], plain["value_loss_int"])
 
 
-@pytest.mark.parametrize("variant, expected", [("rnd", COMMON | DISTILLED),
-                                               ("snd_entropy", COMMON | DISTILLED | CONTRASTIVE | {"int_b_reward_mean"})])
+@pytest.mark.parametrize("variant, expected", [
+    ("rnd", COMMON | DISTILLED),
+    pytest.param("snd_entropy", COMMON | DISTILLED | CONTRASTIVE | {"int_b_reward_mean"},
+                 marks=pytest.mark.slow)])  # the larger program: ~35 s here
 def test_tiny_minimontezuma_runs_report_the_metrics_and_resume_exactly(tmp_path, variant, expected):
     config = config_lib.validate("PPO", {**TINY, "distillation": variant})
     result = runner.run(config, ppo.make, seed=1, output=str(tmp_path / "whole"), progress=False)

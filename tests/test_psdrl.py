@@ -148,6 +148,7 @@ def test_update_before_the_first_episode_ends_leaves_everything_bit_identical():
     assert np.isnan(float(metrics["loss_value"])) and np.isnan(float(metrics["ridge"]))
 
 
+@pytest.mark.slow  # a whole run, killed and resumed: ~80 s here
 def test_tiny_run_through_the_harness_updates_and_resumes_exactly(tmp_path, monkeypatch):
     """A whole run, and one stopped by SIGTERM during its first chunk (checkpoint and .out written) then resumed:
     the same metrics and parameters."""
@@ -354,6 +355,7 @@ def test_published_sizes_state_memory_and_refusal():
         runner.check_memory(abstract, axis, config, free=(1 << 30, False))
 
 
+@pytest.mark.slow  # compiles the published networks: ~35 s here
 def test_published_network_sizes_act_and_update_at_a_tiny_step_count():
     """Every network at its published size (1536 latent, 756 GRU, 2292-wide heads, 1537 x 2292 W): 50 acting steps
     and one model update on batches of 2 sequences of 5 steps, with a 30-step episode cap so episodes end."""
