@@ -273,3 +273,45 @@ def test_hashed_cells_stay_in_range_and_are_deterministic():
 def test_environments_without_rooms_have_no_visitation():
     env, _ = envs.make("ProcMaze", grid_size=3)
     assert visitation_lib.make_visitation(env, 1) is None
+
+
+def test_reachable_ceilings_of_a_hand_made_two_room_layout():
+    """Two rooms side by side, 7 x 7 floor each plus the shared exit tiles: room 0 has the start (4, 2), key a (4, 4)
+    and the exit (4, 8); room 1 is entered through door A at (4, 0) and holds the treasure (4, 4), key b (2, 2)
+    and door B (6, 6) on its floor. Counted by hand: no key: room 0's 50 positions but the key's own = 49. Key a:
+    room 0's 50 holding a, then door A opened (the key used up) room 0's 50 and room 1's 50 less key b and door B
+    = 48 holding nothing: 98 positions, 148 cells. Both keys: holding b, room 1's 50 less door B and room 0's 50
+    (99), then door B opened, all 100 holding nothing: 100 positions, 199 cells. Any: 100 holding nothing, 50
+    holding a, 99 holding b = 249 cells. Steps: key a 2, door A 4 + 1 later, the treasure and key b 4 beyond it."""
+    from envs.minimontezuma_ceilings import reachable_ceilings
+    tiles = np.full((2, mm.ROOM, mm.ROOM), mm.WALL, np.int8)
+    tiles[:, 1:8, 1:8] = mm.FLOOR
+    tiles[0, 4, 8] = tiles[1, 4, 0] = mm.FLOOR
+    layout = mm.Layout(tiles=jnp.asarray(tiles), key_cell=jnp.array([[0, 4, 4], [1, 2, 2]]),
+                       door_cell=jnp.array([[1, 4, 0], [1, 6, 6]]), treasure_cell=jnp.array([1, 4, 4]),
+                       start_cell=jnp.array([0, 4, 2]))
+    ceilings = reachable_ceilings(layout, room_rows=1, room_cols=2)
+    phases = ceilings["phases"]
+    assert phases["no key"] == {"rooms": [0], "positions": 49, "cells": 49}
+    assert phases["key a"] == {"rooms": [0, 1], "positions": 98, "cells": 148}
+    assert phases["key b"] == {"rooms": [], "positions": 0, "cells": 0}  # key b lies behind door A
+    assert phases["both keys"] == {"rooms": [0, 1], "positions": 100, "cells": 199}
+    assert phases["any"] == {"rooms": [0, 1], "positions": 100, "cells": 249}
+    assert (ceilings["steps_to_key_a"], ceilings["steps_to_key_b"], ceilings["steps_to_treasure"]) == (2, 11, 11)
+    # column 6 of room 0 made one-way tiles entered only moving left: from the start's side it cannot be crossed,
+    # so columns 1-5 (35 positions, the key's among them) are all there is
+    tiles[0, 1:8, 6] = mm.ONE_WAY + 1
+    blocked = reachable_ceilings(layout.replace(tiles=jnp.asarray(tiles)), room_rows=1, room_cols=2)
+    assert blocked["phases"]["any"] == {"rooms": [0], "positions": 35, "cells": 35 - 1 + 35}
+    assert blocked["steps_to_treasure"] is None
+
+
+def test_fixed_layout_ceilings_match_its_documented_solution():
+    """The fixed layout's documented shortest solution is 122 steps and its first key 33 (see the module's map);
+    without key a only rooms 0, 1, 4, 5, 8 and 9 can be reached (the one-way drop into room 8 leads to key a)."""
+    from envs.minimontezuma_ceilings import reachable_ceilings
+    env = mm.MiniMontezuma()
+    ceilings = reachable_ceilings(env.fixed_layout, env.room_rows, env.room_cols)
+    assert ceilings["steps_to_first_key"] == 33 and ceilings["steps_to_treasure"] == 122
+    assert ceilings["phases"]["no key"]["rooms"] == [0, 1, 4, 5, 8, 9]
+    assert ceilings["phases"]["any"]["rooms"] == list(range(12))
