@@ -84,10 +84,41 @@ DECLARED: dict[str, dict[str, Declared]] = {
         "explained_variance_ext": Metric("explained variance (extrinsic)", "1 - Var(returns - V) / Var(returns)"),
         "explained_variance_int": Metric("explained variance (intrinsic)", "the same for the intrinsic stream"),
         "grad_norm": Metric("gradient norm", "global norm of the PPO gradient (chunk mean)"),
+        "rooms_per_episode_max": Metric("most rooms in an episode", "the most distinct rooms any training episode "
+                                        "that ended in the chunk visited"),
+        **{f"first_{name}_step": Metric(f"steps to the first {name}", f"environment steps of the seed (all its "
+                                        f"environments) until any of them first reached the {name} (NaN: not yet)")
+           for name in ("key", "door", "treasure")},
+        "int_reward_mean": Metric("intrinsic reward per step", "mean of the bonus over the chunk's rollout steps, "
+                                  "before clipping to [0, 1] (after int_reward_norm's scaling)"),
+        "int_reward_std": Metric("intrinsic reward spread", "standard deviation of the unclipped bonus over each "
+                                 "rollout's steps (chunk mean)"),
+        "int_reward_max": Metric("largest intrinsic reward", "largest unclipped bonus of a rollout (chunk mean)"),
+        "int_reward_clipped_mean": Metric("intrinsic reward per step, clipped", "mean of the bonus clipped to "
+                                          "[0, 1], what the intrinsic stream is paid (chunk mean)"),
+        "int_reward_clip_fraction": Metric("intrinsic rewards clipped", "fraction of steps whose bonus reached the "
+                                           "clip at 1 (chunk mean)"),
+        "int_b_reward_mean": Metric("diversity reward per step", "SND + entropy's second stream: mean of its "
+                                    "clipped reward, the spread of the episode's recent features (chunk mean)"),
+        "predictor_loss": Metric("predictor loss", "the predictor's masked distillation loss (chunk mean)"),
+        "mask_kept_fraction": Metric("predictor loss kept", "fraction of the predictor loss's elements or samples "
+                                     "the mask kept (chunk mean)"),
+        "contrastive_loss": Metric("target contrastive loss", "SND target's loss on augmented pairs (chunk mean)"),
+        "pair_accuracy": Metric("pair accuracy", "fraction of the target's pairs on the right side of distance 0.5 "
+                                "(chunk mean)"),
+        "distance_close": Metric("distance of like pairs", "mean feature distance of the pairs labelled alike"),
+        "distance_far": Metric("distance of unlike pairs", "mean feature distance of the pairs labelled apart"),
+        "feature_magnitude": Metric("target feature magnitude", "mean squared target feature, the average over the "
+                                    "pair's two views (chunk mean)"),
     },
 }
 COMMON = {
     "eval_times": Metric("environment steps", "the step each evaluation is labelled with"),
+    "rooms_visited": Metric("rooms visited (run union)", "distinct rooms any of the seed's environments has "
+                            "visited since the run started"),
+    "cells_visited": Metric("cells visited (run union)", "distinct (room, row, col, keys held) cells, or the "
+                            "environment's own cells, any of the seed's environments has visited since the run "
+                            "started (counted in a hashed bitmap above 2^20 cells)"),
     "diverged": Metric("diverged", "whether the run's parameters or loss became NaN or infinite"),
 }
 X_AXIS = {"PPO": "environment steps per seed (all of its num_envs environments counted)"}
@@ -109,9 +140,10 @@ def out_meta(config: dict, names) -> dict:
 
 
 def of_file(data: dict, name: str) -> Metric:
-    """A loaded .out's description of `name` (from its meta; older files and the paper's: from the declarations)."""
+    """A loaded .out's description of `name` (from its meta; older files, the paper's, and metrics written before
+    they were declared: from the declarations)."""
     written = (data.get("meta") or {}).get("metrics", {}).get(name)
-    if written:
+    if written and written.get("meaning"):
         return Metric(written["label"], written["meaning"])
     return describe(data.get("config") or {}, name)
 

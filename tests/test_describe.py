@@ -71,3 +71,25 @@ def test_the_evaluation_score_means_what_each_family_computes():
                             "reward_rates").label == "greedy evaluation reward per step"
     assert metrics.out_meta({"agent_type": "PPO"}, ["reward_rates"])["x_axis"].startswith(
         "environment steps per seed (all of its num_envs")
+
+
+def test_every_metric_of_the_exploration_runs_is_declared_and_old_files_fall_back_to_the_declarations():
+    """The metrics a PPO run with rooms, milestones and each bonus writes (tests/test_ppo.py's sets), and the
+    rooms and cells any agent logs, have labels and meanings; a .out written before a metric was declared (its meta
+    has the name as label and no meaning) is described from the declaration."""
+    from experiment import metrics
+
+    names = ["rooms_visited", "cells_visited", "rooms_per_episode", "rooms_per_episode_max", "first_key_step",
+             "first_door_step", "first_treasure_step", "success_rate", "int_reward_mean", "int_reward_std",
+             "int_reward_max", "int_reward_clipped_mean", "int_reward_clip_fraction", "predictor_loss",
+             "mask_kept_fraction", "contrastive_loss", "pair_accuracy", "distance_close", "distance_far",
+             "feature_magnitude", "int_b_reward_mean"]
+    for name in names:
+        described = metrics.describe({"agent_type": "PPO"}, name)
+        assert described.meaning and described.label != name, name
+    assert metrics.describe({"agent_type": "ER"}, "cells_visited").label == "cells visited (run union)"
+    old = {"config": {"agent_type": "PPO"}, "meta": {"metrics": {"first_key_step": {"label": "first_key_step",
+                                                                                    "meaning": ""}}}}
+    assert metrics.of_file(old, "first_key_step").label == "steps to the first key"
+    written = {"config": {"agent_type": "PPO"}, "meta": {"metrics": {"return": {"label": "L", "meaning": "M"}}}}
+    assert metrics.of_file(written, "return") == metrics.Metric("L", "M")  # a file's own words win
