@@ -19,7 +19,7 @@ KEY_PHASES = ("no key", "key a", "key b", "both keys")
 
 
 def reachable_ceilings(layout: Layout, room_rows: int, room_cols: int) -> dict:
-    """What a layout lets any policy reach, by breadth-first search over the step rules above (host-side numpy).
+    """What a layout lets any policy reach, by breadth-first search over MiniMontezuma.step_env's rules (host-side).
 
     The search state is (room, row, col, keys taken, doors opened); lives are not a limit (a hazard sends the agent
     back to where it entered the room, a cell already reached, so hazard steps add nothing but the cell where a
@@ -46,7 +46,7 @@ def reachable_ceilings(layout: Layout, room_rows: int, room_cols: int) -> dict:
             for action in range(1, 5):
                 r, c = row + moves[action][0], col + moves[action][1]
                 room_row, room_col = divmod(room, room_cols)
-                room_row, room_col = room_row + (r < 0) * -1 + (r >= ROOM), room_col + (c < 0) * -1 + (c >= ROOM)
+                room_row, room_col = room_row + (r >= ROOM) - (r < 0), room_col + (c >= ROOM) - (c < 0)
                 if not (0 <= room_row < room_rows and 0 <= room_col < room_cols):
                     continue
                 target = (room_row * room_cols + room_col, r % ROOM, c % ROOM)
