@@ -87,8 +87,9 @@ def import_purejaxrl_ppo(path: str):
         import types
         sys.modules["navix"] = types.ModuleType("navix")
     module = importlib.import_module("ppo")
-    module.gymnax = FiveOutputGymnax()
-    module.orthogonal = one_matrix_at_a_time(module.orthogonal)
+    if not isinstance(module.gymnax, FiveOutputGymnax):  # a second import returns the module already adapted
+        module.gymnax = FiveOutputGymnax()
+        module.orthogonal = one_matrix_at_a_time(module.orthogonal)
     return module
 
 
