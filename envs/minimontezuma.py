@@ -75,6 +75,9 @@ FIXED_ROOMS = [
     ["#########", "#########", "#########", "#########"],
 ]
 FIXED_ROOM_ROWS, FIXED_ROOM_COLS = 3, 4
+# Rooms the fixed layout may start in (`start_room`): reachable from S without a key, centre tile floor. Key a is
+# 33 steps from S (room 1), 26 from room 0's centre, 13 from room 4's (envs/minimontezuma_ceilings.py).
+FIXED_START_ROOMS = (0, 1, 4, 5, 9)
 
 
 @struct.dataclass
@@ -149,7 +152,7 @@ class MiniMontezuma(environment.Environment):
     top left, the keys held along the bottom row, one lit tile per life down the right column."""
 
     def __init__(self, layout: str = "fixed", room_rows: int = 3, room_cols: int = 4, tile_pixels: int = 8,
-                 lives: int = 5, hazard_density: float | None = None):
+                 lives: int = 5, hazard_density: float | None = None, start_room: int | None = None):
         super().__init__()
         if layout not in ("fixed", "procedural"):
             raise ValueError(f"layout must be 'fixed' or 'procedural', got {layout!r}")
@@ -169,6 +172,13 @@ class MiniMontezuma(environment.Environment):
         if layout == "fixed" and (room_rows, room_cols) != (FIXED_ROOM_ROWS, FIXED_ROOM_COLS):
             raise ValueError(f"the fixed layout has {FIXED_ROOM_ROWS} x {FIXED_ROOM_COLS} rooms; room_rows and "
                              f"room_cols apply to layout 'procedural'")
+        if layout == "procedural" and start_room is not None:
+            raise ValueError("start_room applies to layout 'fixed'; a procedural layout draws its start")
+        if start_room is not None:
+            require_int("start_room", start_room, 0)
+            if start_room not in FIXED_START_ROOMS:
+                raise ValueError(f"start_room must be one of {FIXED_START_ROOMS} (rooms reachable without a key whose "
+                                 f"centre tile is floor), got {start_room}")
         if layout == "procedural" and room_rows * room_cols < 3:
             raise ValueError(f"a procedural layout needs at least 3 rooms, got {room_rows} x {room_cols}")
         self.layout_kind = layout
@@ -180,6 +190,8 @@ class MiniMontezuma(environment.Environment):
         self.glyphs = jnp.asarray(glyphs(tile_pixels))
         if layout == "fixed":
             tiles, cells = parse_fixed_layout()
+            if start_room is not None:  # a nearer start sizes the bed: the first key's distance (docs/environments.md)
+                cells["start"] = (start_room, ROOM // 2, ROOM // 2)
             self.fixed_layout = Layout(tiles=jnp.asarray(tiles), key_cell=jnp.asarray(cells["key"], jnp.int32),
                                        door_cell=jnp.asarray(cells["door"], jnp.int32),
                                        treasure_cell=jnp.asarray(cells["treasure"], jnp.int32),

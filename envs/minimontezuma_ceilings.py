@@ -3,6 +3,7 @@ have been taken), found by breadth-first search over envs/minimontezuma.py's ste
 
     python -m envs.minimontezuma_ceilings                                   # the fixed layout
     python -m envs.minimontezuma_ceilings --layout procedural --layouts 5   # layouts of reset keys 0-4
+    python -m envs.minimontezuma_ceilings --start-room 0                    # the fixed layout from room 0
 
 A run's rooms and cells visited read against these: plain exploration that never takes key a on the fixed layout
 is capped at 6 rooms.
@@ -113,10 +114,11 @@ def main(argv=None) -> int:
     parser.add_argument("--room-rows", type=int, default=3)
     parser.add_argument("--room-cols", type=int, default=4)
     parser.add_argument("--hazard-density", type=float, default=None)
+    parser.add_argument("--start-room", type=int, default=None, help="fixed layout: start at this room's centre")
     args = parser.parse_args(argv)
     try:
         env = MiniMontezuma(layout=args.layout, room_rows=args.room_rows, room_cols=args.room_cols,
-                            hazard_density=args.hazard_density)
+                            hazard_density=args.hazard_density, start_room=args.start_room)
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
     if args.layout == "fixed":

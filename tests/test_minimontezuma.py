@@ -228,7 +228,9 @@ def test_bad_constructor_arguments():
                             ({"layout": "procedural", "room_rows": 1, "room_cols": 2}, "at least 3 rooms"),
                             ({"lives": 0}, "lives must be"), ({"lives": 10}, "at most 9"),
                             ({"layout": "procedural", "hazard_density": 0.9}, "hazard_density must be"),
-                            ({"hazard_density": 0.04}, "hazard_density applies to layout 'procedural'")]:
+                            ({"hazard_density": 0.04}, "hazard_density applies to layout 'procedural'"),
+                            ({"start_room": 8}, "start_room must be one of"), ({"start_room": -1}, "start_room"),
+                            ({"layout": "procedural", "start_room": 0}, "start_room applies to layout 'fixed'")]:
         with pytest.raises(ValueError, match=message):
             envs.make("MiniMontezuma", **kwargs)
 
@@ -315,3 +317,18 @@ def test_fixed_layout_ceilings_match_its_documented_solution():
     assert ceilings["steps_to_first_key"] == 33 and ceilings["steps_to_treasure"] == 122
     assert ceilings["phases"]["no key"]["rooms"] == [0, 1, 4, 5, 8, 9]
     assert ceilings["phases"]["any"]["rooms"] == list(range(12))
+
+
+@pytest.mark.parametrize("start_room, steps_to_key_a", [(0, 26), (4, 13)])
+def test_start_room_moves_the_start_to_the_rooms_centre(start_room, steps_to_key_a):
+    """start_room 0, worked by hand: room 0's centre (4, 4) -> (5, 4) -> around the wall at (6, 4) by column 3 ->
+    its bottom exit (8, 4): 6 steps, into room 4: 7; room 4's column 4 has a hazard at (2, 4), so (1, 4) -> (1, 3)
+    -> (3, 3) -> (3, 4) -> down to the drop at (8, 4): 10 more, the drop into room 8: 1 (18 in all); then down
+    column 4 to (6, 4) and left to key a at (6, 2): 8. 26 steps. start_room 4: 4 down to the drop, 1, 8: 13."""
+    from envs.minimontezuma_ceilings import reachable_ceilings
+    env = mm.MiniMontezuma(start_room=start_room)
+    _, state = env.reset_env(jax.random.PRNGKey(0), env.default_params)
+    assert int(state.room) == start_room and state.pos.tolist() == [4, 4] == state.entry.tolist()
+    ceilings = reachable_ceilings(env.fixed_layout, env.room_rows, env.room_cols)
+    assert ceilings["steps_to_first_key"] == steps_to_key_a
+    assert ceilings["phases"]["no key"]["rooms"] == [0, 1, 4, 5, 8, 9]  # the same rooms as from S
