@@ -121,31 +121,39 @@ def throughput(num_runs: int, num_envs: int, num_steps: int, repeats: int) -> di
     return result
 
 
-def random_policy_study(num_seeds: int = 8, num_envs: int = 64, num_steps: int = 15_625) -> dict:
-    """Uniform random actions on the fixed MiniMontezuma; per seed the union of rooms, and per finished episode
-    its rooms, whether it took a key, opened a door, reached the treasure, and how it ended."""
-    env, params = envs.make("MiniMontezuma")
+def random_policy_study(num_seeds: int = 8, num_envs: int = 64, num_steps: int = 15_625,
+                        env_config: dict | None = None) -> dict:
+    """Uniform random actions on MiniMontezuma (the fixed layout unless env_config says otherwise); per seed the
+    union of rooms and cells and the steps (all its environments) until one first took a key, and per finished
+    episode its rooms, return and length, whether it took a key, opened a door, reached the treasure, and how
+    it ended."""
+    env, params = envs.make("MiniMontezuma", **(env_config or {}))
     bundle = make_visitation(env, num_envs)
 
     def run(key):
         reset_key, loop_key = jax.random.split(key)
         _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), params)
 
-        def body(carry, step_key):
-            state, visits, totals = carry
+        def body(carry, inputs):
+            step_key, step = inputs
+            state, visits, totals, first_key = carry
             visits = bundle.visit(visits, *jax.vmap(env.visitation)(state))
             action_key, env_key = jax.random.split(step_key)
             actions = jax.random.randint(action_key, (num_envs,), 0, 5)
             stepped = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(jax.random.split(env_key, num_envs), state,
                                                                        actions, params)
-            _, after, _, terminated, _ = stepped
+            _, after, reward, terminated, _ = stepped
             visits = bundle.visit(visits, *jax.vmap(env.visitation)(after))  # the final state of an episode too
             truncated = after.time >= params.max_steps_in_episode
             ended = terminated | truncated
             visits, rooms = bundle.close_episodes(visits, ended)
             hist = jnp.zeros(env.num_rooms + 1, jnp.int32).at[rooms].add(ended.astype(jnp.int32))
             milestones = jax.vmap(env.milestones)(after)
-            totals = {"episodes": totals["episodes"] + jnp.sum(ended),
+            first_key = jnp.where((first_key < 0) & jnp.any(milestones["key"]), (step + 1) * num_envs, first_key)
+            returns = totals["running_return"] + reward  # each environment's return of the episode so far
+            totals = {"running_return": jnp.where(ended, 0.0, returns),
+                      "return": totals["return"] + jnp.sum(jnp.where(ended, returns, 0.0)),
+                      "length": totals["length"] + jnp.sum(jnp.where(ended, after.time, 0)),"episodes": totals["episodes"] + jnp.sum(ended),
                       "rooms_per_episode": totals["rooms_per_episode"] + hist,
                       "key": totals["key"] + jnp.sum(ended & milestones["key"]),
                       "door": totals["door"] + jnp.sum(ended & milestones["door"]),
@@ -154,24 +162,31 @@ def random_policy_study(num_seeds: int = 8, num_envs: int = 64, num_steps: int =
                       "time_limit": totals["time_limit"] + jnp.sum(truncated & ~terminated)}
             _, fresh = jax.vmap(env.reset_env, in_axes=(0, None))(jax.random.split(step_key, num_envs), params)
             state = jax.tree.map(lambda f, s: jnp.where(ended.reshape((-1,) + (1,) * (s.ndim - 1)), f, s), fresh, after)
-            return (state, visits, totals), None
+            return (state, visits, totals, first_key), None
 
-        totals = {"episodes": jnp.int32(0), "rooms_per_episode": jnp.zeros(env.num_rooms + 1, jnp.int32),
+        totals = {"running_return": jnp.zeros(num_envs), "return": jnp.float32(0), "length": jnp.int32(0),
+                  "episodes": jnp.int32(0), "rooms_per_episode": jnp.zeros(env.num_rooms + 1, jnp.int32),
                   "key": jnp.int32(0), "door": jnp.int32(0), "treasure": jnp.int32(0), "lives_lost_out": jnp.int32(0),
                   "time_limit": jnp.int32(0)}
-        (_, visits, totals), _ = jax.lax.scan(body, (state, bundle.init(), totals),
-                                              jax.random.split(loop_key, num_steps))
-        return bundle.counts(visits), totals
+        (_, visits, totals, first_key), _ = jax.lax.scan(
+            body, (state, bundle.init(), totals, jnp.int32(-1)),
+            (jax.random.split(loop_key, num_steps), jnp.arange(num_steps)))
+        return bundle.counts(visits), totals, first_key
 
     start = time.perf_counter()
-    counts, totals = jax.jit(jax.vmap(run))(sharded_keys(0, num_seeds))
-    counts, totals = jax.device_get((counts, totals))
+    counts, totals, first_key = jax.device_get(jax.jit(jax.vmap(run))(sharded_keys(0, num_seeds)))
     seconds = time.perf_counter() - start
     episodes = int(totals["episodes"].sum())
     per_episode = totals["rooms_per_episode"].sum(axis=0)
     return {"seeds": num_seeds, "steps_per_seed": num_envs * num_steps, "wall_seconds": seconds,
             "rooms_visited_per_seed": counts["rooms_visited"].tolist(),
             "cells_visited_per_seed": counts["cells_visited"].tolist(),
+            "first_key_step_per_seed": [None if k < 0 else int(k) for k in first_key],
+            "episodes_per_seed": totals["episodes"].tolist(),
+            "return_per_episode_per_seed": (totals["return"] / np.maximum(totals["episodes"], 1)).tolist(),
+            "length_per_episode_per_seed": (totals["length"] / np.maximum(totals["episodes"], 1)).tolist(),
+            "rooms_per_episode_per_seed": ((totals["rooms_per_episode"] * np.arange(env.num_rooms + 1)).sum(1)
+                                           / np.maximum(totals["episodes"], 1)).tolist(),
             "episodes": episodes,
             "episodes_by_rooms_visited": {str(k): int(v) for k, v in enumerate(per_episode) if v},
             "episode_fraction_key": int(totals["key"].sum()) / episodes,
