@@ -52,17 +52,29 @@ def bench_config(num_seeds: int, task_hor: int, ntrain_iters: int, path: str = P
                                         "ntrain_iters": ntrain_iters, "num_steps": (1 + ntrain_iters) * task_hor})
 
 
+def model_sizes(config) -> tuple:
+    """(model inputs, model targets, action dimensions) of the config's task, as agents/pets.py builds them."""
+    task = pets.TASKS[config["environment"]]
+    env, env_params = envs.make_from_config(config)
+    env = task.wrap(env) if task.wrap is not None else env
+    space = env.action_space(env_params)
+    action_dim = space.shape[0] if len(space.shape) else 1
+    state = jnp.zeros(env.observation_space(env_params).shape[0])
+    return (task.preprocess(state).shape[-1] + action_dim, task.target(state, state).shape[-1], action_dim)
+
+
 def part_flops(config) -> tuple:
     """(FLOPs of one control step's planning, FLOPs of one Adam step), for one seed."""
     members, particles = pets.members(config), pets.particles(config)
-    model = ensemble.make_ensemble(members, tuple(config["hidden_widths"]), 4, True)
-    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 6)))
+    inputs, targets, _ = model_sizes(config)
+    model = ensemble.make_ensemble(members, tuple(config["hidden_widths"]), targets, True)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, inputs)))
     rows = config["popsize"] * particles // members
-    propagate = flops_of(jax.jit(model.apply).lower(params, jnp.zeros((members, rows, 6))).compile())
+    propagate = flops_of(jax.jit(model.apply).lower(params, jnp.zeros((members, rows, inputs))).compile())
     plan = propagate * config["plan_hor"] * config["max_iters"]
     batch = config["model_batch_size"]
     grad = jax.grad(lambda p, x, y, m: ensemble.ensemble_loss(model, p, x, y, m, config["weight_decays"]))
-    adam_step = flops_of(jax.jit(grad).lower(params, jnp.zeros((members, batch, 6)), jnp.zeros((members, batch, 4)),
+    adam_step = flops_of(jax.jit(grad).lower(params, jnp.zeros((members, batch, inputs)), jnp.zeros((members, batch, targets)),
                                              jnp.ones((members, batch))).compile())
     return plan, adam_step
 
@@ -92,10 +104,12 @@ def measure(num_seeds: int, plan_steps: int, repeats: int, peak: float, path: st
     # training calls at 200 and 10,000 rows (a random episode first; the dataset filled with random transitions)
     config = bench_config(num_seeds, 200, 50, path)
     compiled = runner.CompiledRun(pets.make(config, env, env_params), axis)
+    action_dim = model_sizes(config)[2]
+
     def filled(rows):  # a fresh state (interact donates its input) whose next episode brings the data to rows
         state = compiled.init(keys, hparams)
         noise = jax.random.normal(jax.random.PRNGKey(1), state.observations.shape)
-        return state.replace(observations=noise, actions=jnp.clip(noise[..., :-1, :1], -3, 3),
+        return state.replace(observations=noise, actions=jnp.clip(noise[..., :-1, :action_dim], -3, 3),
                              episodes_done=jnp.full_like(state.episodes_done, rows // 200 - 1))
 
     for rows in (200, 10_000):
@@ -124,7 +138,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", default=None)
     parser.add_argument("--config", default=PUBLISHED,
-                        help="a PETS config on the cartpole swing-up (default: the published sizes)")
+                        help="a PETS config of any task (default: the published cartpole sizes; the protocol "
+                             "projection counts the cartpole protocol's 50 episodes of 200 steps)")
     args = parser.parse_args(argv)
     return per_seed_count(args.seeds, lambda seeds, peak: measure(seeds, args.plan_steps, args.repeats, peak,
                                                                   args.config), args.json)
