@@ -88,3 +88,51 @@ def test_the_bed_configs_differ_only_in_the_variant():
 def test_bad_runs_folder_is_one_line_and_status_2(tmp_path, capsys):
     assert bed.main(["--runs", str(tmp_path / "missing"), "-o", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.strip() == f"error: --runs '{tmp_path / 'missing'}' is not a folder"
+
+
+# ------------------------------------------------------------------------------------------ the SND author's log
+def author_log(path, updates: int):
+    """A result.log of `updates` lines: steps per environment 128 u, magnitude u / 10, bonus 0.001 u, filler."""
+    with open(path, "w") as f:
+        for u in range(1, updates + 1):
+            fields = [128 * u, 0, 0, 0.0, 0.0, 9.7, 0.05, 0.05, u / 10, -2.2, 0.5, 0.001 * u, 0.01, 0.0, 0.0, 0.0]
+            f.write(" ".join(str(x) for x in fields) + "  {'room_id': 0, 'explored_rooms': 1, 'raw_score': 0.0} \n")
+    return str(path)
+
+
+def snd_out(path, periods: int = 4, seeds: int = 5):
+    """An SND run: 2 envs x 4 steps = 8 steps per update, periods of 16 steps (2 updates); period p's feature
+    magnitude is p + 1 on every seed and its clipped bonus 0.01 (p + 1) + 0.001 seed."""
+    from experiment import files
+    p, s = np.arange(periods)[:, None], np.arange(seeds)[None, :]
+    data = {"config": {"agent_type": "PPO", "distillation": "snd", "num_envs": 2, "rollout_length": 4,
+                       "eval_frequency": 16},
+            "metrics": {"eval_times": np.arange(periods) * 16, "feature_magnitude": np.broadcast_to(p + 1.0, (periods, seeds)),
+                        "int_reward_clipped_mean": 0.01 * (p + 1) + 0.001 * s}}
+    files.save_pickle(str(path), data)
+    return str(path)
+
+
+def test_author_log_table_matches_updates(tmp_path, capsys):
+    import snd_author_log
+    log, run = author_log(tmp_path / "result.log", 30), snd_out(tmp_path / "snd.out")
+    assert snd_author_log.main(["--log", log, "--run", run, "-o", str(tmp_path / "t"), "--updates", "1", "3", "20",
+                                "40"]) == 0
+    table = open(tmp_path / "t.md").read().splitlines()
+    # update 3: the log's line 3 (384 steps per env x 128 envs = 49,152 samples); ours: period 1 (updates 3-4),
+    # magnitude 2 x 2 (the two views), bonus 0.02 + the seeds' mean 0.002
+    assert table[3].startswith("| 3 | 0.05M | 0.30 | 0.0030 | 24 | 4.00 (4.00, 4.00) | 0.0220 (")
+    assert table[4].startswith("| 20 | 0.33M | 2.00 | 0.0200 | not run |")  # past our 4 periods (8 updates)
+    assert table[5].startswith("| 40 | - | - | - | not run |")  # past the log's 30 lines
+
+
+def test_author_log_refuses_other_files(tmp_path, capsys):
+    import snd_author_log
+    bad = tmp_path / "bad.log"
+    bad.write_text("128 0 0\n")
+    run = snd_out(tmp_path / "snd.out")
+    assert snd_author_log.main(["--log", str(bad), "--run", run, "-o", str(tmp_path / "t")]) == 2
+    assert "line 1 is not a result.log line" in capsys.readouterr().err
+    log = author_log(tmp_path / "result.log", 3)
+    assert snd_author_log.main(["--log", log, "--run", str(tmp_path / "none.out"), "-o", str(tmp_path / "t")]) == 2
+    assert "cannot read" in capsys.readouterr().err
