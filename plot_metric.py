@@ -371,12 +371,18 @@ def draw_curves(ax, curves, labels, rng) -> None:
         ax.fill_between(times, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
 
 
-def make_sensitivity_figure(line_sets, x_key: str, line_key, ylabel: str, seed: int = 0, title=None):
+def make_sensitivity_figure(line_sets, x_key: str, line_key, ylabel: str, seed: int = 0, title=None,
+                            references=()):
     """Score against x_key, one line per (file, line value), each with a bootstrap band over seeds; a log x axis
-    when every x is positive and they span a factor of 4 or more (step-size grids double)."""
+    when every x is positive and they span a factor of 4 or more (step-size grids double). Each (label, scores
+    (S,)) reference, a run without the swept key, is a dashed horizontal line with its band (band_of)."""
     import matplotlib.pyplot as plt
     rng = np.random.default_rng(seed)
     fig, ax = plt.subplots()
+    for (label, scores), style in zip(references, ("--", ":", "-.") * len(references)):
+        mean, low, high, words = band_of(np.asarray(scores, float)[None, :], rng)
+        ax.axhline(mean[0], color="black", linestyle=style, linewidth=1, label=f"{label} ({words})")
+        ax.axhspan(low[0], high[0], color="black", alpha=BAND_ALPHA / 2, linewidth=0)
     all_xs = []
     for label, lines in line_sets:
         for line_value, (xs, scores) in lines.items():
@@ -478,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a sweep's grid point to draw with --plot curves, episodes or density")
     p.add_argument("--x", help="--plot sensitivity: the swept key on the x axis (e.g. Q_alpha)")
     p.add_argument("--lines", help="--plot sensitivity: the swept key drawn as one line per value (e.g. softmax_temp)")
+    p.add_argument("--reference", nargs=2, action="append", default=[], metavar=("LABEL", "OUT"),
+                   help="--plot sensitivity: a run without the sweep (e.g. the baseline agent) drawn as a horizontal "
+                        "line at its --criterion score; repeatable")
     p.add_argument("--rolling", type=_positive_int("rolling"), default=100,
                    help="episodes in the rolling mean (episodes) or per seed in the density (100)")
     p.add_argument("--symlog", action="store_true", help="symmetric-log x axis for --plot density")
@@ -578,6 +587,8 @@ def _run(argv) -> int:
     output = args.output
     if output is None and not _display_available():
         output = f"{args.metric if args.plot == 'curves' else args.plot}.png"
+    if args.reference and args.plot != "sensitivity":
+        raise PlotInputError("--reference applies to --plot sensitivity")
     if args.plot in ("curves", "best", "points"):
         curves, labels = _grid_curves(args, labels, [d.time_shift for d in described])
     elif args.plot == "sensitivity":
@@ -589,6 +600,12 @@ def _run(argv) -> int:
             line_sets.append((f"{label}: " if len(args.data) > 1 else "",
                               sensitivity_lines(values, grid, args.x, args.lines, args.criterion, args.final_window,
                                                 args.minimize)))
+        references = []
+        for label, path in args.reference:
+            values, _, grid = load_grid(path, args.metric, args.frequency)
+            if len(grid) != 1:
+                raise PlotInputError(f"--reference '{path}' is a sweep of {len(grid)} points; give a plain run")
+            references.append((label, point_scores(values, args.criterion, args.final_window)[0]))
     elif args.plot == "episodes":
         tables = [load_episodes(path, args.point) for path in args.data]
     else:
@@ -603,7 +620,8 @@ def _run(argv) -> int:
                           ylabel=args.ylabel or described[0].metric.label, xlabel=described[0].x_axis)
     elif args.plot == "sensitivity":
         ylabel = args.ylabel or f"{args.metric} ({args.criterion})"
-        fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.bootstrap_seed, title=args.title)
+        fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.bootstrap_seed, title=args.title,
+                                      references=references)
     elif args.plot == "episodes":
         fig = make_episode_figure(tables, labels, args.rolling, seed=args.bootstrap_seed, title=args.title)
     else:

@@ -276,3 +276,28 @@ def test_sweep_plots_and_best_points_table(tmp_path, capsys):
         pickle.dump({"config": {}, "metrics": {"reward_rates": np.zeros((3, 2)), "eval_times": np.arange(3)}}, f)
     assert best_points.main(["-d", str(plain)]) == 2
     assert "holds no sweep" in capsys.readouterr().err
+
+
+def test_sensitivity_reference_lines_sit_at_the_plain_runs_score(tmp_path, capsys, monkeypatch):
+    path = write_sweep(tmp_path / "s.out", hand_values(), GRID)
+    plain = tmp_path / "rnd.out"
+    with open(plain, "wb") as f:  # 3 evaluations x 5 seeds; the final evaluation (the last 10%, one) is 4 + seed
+        pickle.dump({"config": {}, "metrics": {"reward_rates": np.array([[0.0] * 5, [1.0] * 5, 4.0 + np.arange(5)]),
+                                               "eval_times": np.arange(3)}}, f)
+    drawn = {}
+    real = plot_metric.make_sensitivity_figure
+    monkeypatch.setattr(plot_metric, "make_sensitivity_figure",
+                        lambda *a, **k: drawn.setdefault("figure", real(*a, **k)) if not drawn.update(k) else None)
+    out = tmp_path / "k.png"
+    assert plot_metric.main(["-d", path, "--plot", "sensitivity", "--x", "alpha", "--reference", "RND", str(plain),
+                             "-o", str(out)]) == 0 and out.stat().st_size > 0
+    (label, scores), = drawn["references"]
+    assert label == "RND" and scores.tolist() == [4, 5, 6, 7, 8]
+    line, = [l for l in drawn["figure"].axes[0].get_lines() if l.get_label().startswith("RND")]
+    assert line.get_label() == "RND (mean of 5 seeds, 95% bootstrap CI)" and list(line.get_ydata()) == [6, 6]
+    capsys.readouterr()
+    assert plot_metric.main(["-d", path, "--plot", "sensitivity", "--x", "alpha", "--reference", "S", path,
+                             "-o", str(out)]) == 2
+    assert "is a sweep of 6 points; give a plain run" in capsys.readouterr().err
+    assert plot_metric.main(["-d", str(plain), "--reference", "R", str(plain), "-o", str(out)]) == 2
+    assert "--reference applies to --plot sensitivity" in capsys.readouterr().err
