@@ -49,6 +49,11 @@ def check_config(config, obs_shape: tuple) -> None:
         raise ConfigError("binary_obs false needs the key 'learn_obs_variance' (true or false)")
     if config.get("seperate_rollout_batch_size") and config["rollout_batch_size"] is None:
         raise ConfigError("seperate_rollout_batch_size needs the key 'rollout_batch_size'")
+    if "rollout_length" in config:  # the imagined batch's rows are indexed in int32 inside jit
+        starts = config["rollout_batch_size"] if config.get("seperate_rollout_batch_size") else config["batch_size"]
+        if starts * config["rollout_length"] >= 2 ** 31:
+            raise ConfigError(f"rollout_length {config['rollout_length']:,} x {starts:,} rollout starts = "
+                              f"{starts * config['rollout_length']:,} imagined rows, more than 2^31 - 1")
 
 
 def schema(name: str, keys: dict) -> AgentSchema:
