@@ -110,3 +110,14 @@ def test_cli_reports_one_line_and_exits_nonzero_before_compiling(tmp_path):
     result = run_script("--config", str(tmp_path / "nope.json"), cwd=tmp_path)
     assert result.returncode == 2 and "config file" in result.stderr and "not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_imagined_batch_past_int32_is_refused():
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                           "perfect_model.json")) as f:
+        config = json.load(f)
+    config["rollout_length"] = 10 ** 9  # 32 rollout starts: 3.2e10 rows, which overflowed int32 inside jit
+    with pytest.raises(ConfigError, match="rollout_length 1,000,000,000 x 32 rollout starts = 32,000,000,000"):
+        validate("perfect_model", config)
+    config["rollout_length"] = 2 ** 31 // 32 - 1
+    assert validate("perfect_model", config)["rollout_length"] == 2 ** 31 // 32 - 1
