@@ -113,8 +113,7 @@ def test_cli_reports_one_line_and_exits_nonzero_before_compiling(tmp_path):
 
 
 def test_an_imagined_batch_past_int32_is_refused():
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
-                           "perfect_model.json")) as f:
+    with open(os.path.join(REPO, "configs", "perfect_model.json")) as f:
         config = json.load(f)
     config["rollout_length"] = 10 ** 9  # 32 rollout starts: 3.2e10 rows, which overflowed int32 inside jit
     with pytest.raises(ConfigError, match="rollout_length 1,000,000,000 x 32 rollout starts = 32,000,000,000"):
