@@ -22,6 +22,7 @@ available (then to <metric>.png in the current directory). Files are read only t
 (experiment.results pools them), which never runs code from a file. Bad input prints one line "error: ..." to stderr and exits with status 2.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -30,7 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from experiment import metrics as metrics_lib  # noqa: E402
-from experiment.files import FileFormatError  # noqa: E402
+from experiment.files import FileFormatError, atomic_write  # noqa: E402
 from experiment.results import group_by_config, load_runs  # noqa: E402
 
 DEFAULT_METRIC = "reward_rates"
@@ -98,6 +99,14 @@ def bootstrap_band(values, num_resamples: int = NUM_RESAMPLES, confidence: float
 
 
 # --- loading ---------------------------------------------------------------------------------------
+
+def write_report(output: str, lines: list[str], record=None) -> None:
+    """A results script's table as OUTPUT.md and, given `record`, its numbers as OUTPUT.json, each written
+    atomically (a kill leaves the old file or the new one)."""
+    atomic_write(output + ".md", lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")))
+    if record is not None:
+        atomic_write(output + ".json", lambda f: f.write(json.dumps(record).encode("utf-8")))
+
 
 def load_curve(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1):
     """(values (T, S), times (T,)) of `metric` in the .out file at `path`, keeping every `frequency`-th evaluation.

@@ -14,7 +14,6 @@ seeds, or the seeds' range below 5 seeds; the baselines as horizontal bands), O.
 O.json. Bad input prints one line "error: ..." and exits with status 2.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -23,7 +22,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from plot_metric import PlotInputError, bootstrap_band  # noqa: E402
+from plot_metric import PlotInputError, bootstrap_band, write_report  # noqa: E402
 
 MIN_SEEDS_FOR_CI = 5
 
@@ -174,10 +173,7 @@ def main(argv=None) -> int:
         lines += ["", "Mean of seeds (95% bootstrap interval over seeds; the seeds' range below 5 seeds).", ""]
     figure.tight_layout()
     figure.savefig(args.output + ".png", dpi=110)
-    with open(args.output + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    with open(args.output + ".json", "w", encoding="utf-8") as f:
-        json.dump(record, f)
+    write_report(args.output, lines, record)
     print("\n".join(lines))
     print(f"wrote {args.output}.png, .md and .json")
     return 0

@@ -31,7 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from plot_metric import PlotInputError, band_of  # noqa: E402
+from plot_metric import PlotInputError, band_of, write_report  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "ppo", "MiniMontezuma_bed_{}.json")
 # (variant, label, how its config is made: a shipped config, or RND's with the changes given)
@@ -206,12 +206,8 @@ def main(argv=None) -> int:
         return 2
     lines = table(rows, rng)
     figure(rows, args.output, rng)
-    with open(args.output + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    record = {label: {name: np.asarray(v).tolist() for name, v in row["per_seed"].items()}
-              for label, row in rows.items()}
-    with open(args.output + ".json", "w", encoding="utf-8") as f:
-        json.dump(record, f)
+    write_report(args.output, lines, {label: {name: np.asarray(v).tolist() for name, v in row["per_seed"].items()}
+                                      for label, row in rows.items()})
     print("\n".join(lines))
     print(f"wrote {args.output}.png, .md and .json")
     return 0

@@ -25,7 +25,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from plot_metric import PlotInputError, band_of  # noqa: E402
+from plot_metric import PlotInputError, band_of, write_report  # noqa: E402
 
 LOG_ENVS = 128  # cnd_21's envs_count: samples per log line = 128 x the steps per environment
 STEP, MAGNITUDE, BONUS = 0, 8, 11  # 0-based columns of result.log (plot_cnd's stats.mean[0], [8], [11])
@@ -119,8 +119,7 @@ def main(argv=None) -> int:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.output + ".png", dpi=100)
-    with open(args.output + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    write_report(args.output, lines)
     print("\n".join(lines))
     print(f"wrote {args.output}.md and .png")
     return 0
