@@ -153,7 +153,8 @@ def random_policy_study(num_seeds: int = 8, num_envs: int = 64, num_steps: int =
             returns = totals["running_return"] + reward  # each environment's return of the episode so far
             totals = {"running_return": jnp.where(ended, 0.0, returns),
                       "return": totals["return"] + jnp.sum(jnp.where(ended, returns, 0.0)),
-                      "length": totals["length"] + jnp.sum(jnp.where(ended, after.time, 0)),"episodes": totals["episodes"] + jnp.sum(ended),
+                      "length": totals["length"] + jnp.sum(jnp.where(ended, after.time, 0)),
+                      "episodes": totals["episodes"] + jnp.sum(ended),
                       "rooms_per_episode": totals["rooms_per_episode"] + hist,
                       "key": totals["key"] + jnp.sum(ended & milestones["key"]),
                       "door": totals["door"] + jnp.sum(ended & milestones["door"]),

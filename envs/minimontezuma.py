@@ -7,7 +7,8 @@ only moving in their direction, and the treasure ends the episode. Rewards are s
 opened door, +10 for the treasure. Five actions: no-op, up, left, down, right (as the grid environments).
 
 The layout is fixed by default (Montezuma's Revenge is fixed): 12 rooms in 3 rows x 4 columns whose
-shortest solution takes 122 steps through 11 rooms (key a, a one-way drop, door a, key b, door b).
+shortest solution takes 122 steps through 11 rooms (key a, a one-way drop, door a, key b, door b);
+`start_room` moves its start to another key-free room's centre (room 0: key a 26 steps away instead of 33).
 `layout="procedural"` draws a new layout from each reset key: a random spanning tree of rooms, the treasure
 in the room farthest from the start behind door a, key a behind door b, key b outside both, random hazards.
 
