@@ -98,8 +98,6 @@ def bootstrap_band(values, num_resamples: int = NUM_RESAMPLES, confidence: float
     return mean, low, high
 
 
-# --- loading ---------------------------------------------------------------------------------------
-
 def write_report(output: str, lines: list[str], record=None) -> None:
     """A results script's table as OUTPUT.md and, given `record`, its numbers as OUTPUT.json, each written
     atomically (a kill leaves the old file or the new one)."""
@@ -107,6 +105,8 @@ def write_report(output: str, lines: list[str], record=None) -> None:
     if record is not None:
         atomic_write(output + ".json", lambda f: f.write(json.dumps(record).encode("utf-8")))
 
+
+# --- loading ---------------------------------------------------------------------------------------
 
 def load_curve(path: str, metric: str = DEFAULT_METRIC, frequency: int = 1):
     """(values (T, S), times (T,)) of `metric` in the .out file at `path`, keeping every `frequency`-th evaluation.

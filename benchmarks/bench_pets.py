@@ -74,8 +74,8 @@ def part_flops(config) -> tuple:
     plan = propagate * config["plan_hor"] * config["max_iters"]
     batch = config["model_batch_size"]
     grad = jax.grad(lambda p, x, y, m: ensemble.ensemble_loss(model, p, x, y, m, config["weight_decays"]))
-    adam_step = flops_of(jax.jit(grad).lower(params, jnp.zeros((members, batch, inputs)), jnp.zeros((members, batch, targets)),
-                                             jnp.ones((members, batch))).compile())
+    adam_step = flops_of(jax.jit(grad).lower(params, jnp.zeros((members, batch, inputs)),
+                                             jnp.zeros((members, batch, targets)), jnp.ones((members, batch))).compile())
     return plan, adam_step
 
 
