@@ -140,10 +140,10 @@ def table(rows: dict, rng) -> list[str]:
         first = seeds["first_key_step"]
         steps = ", ".join("-" if np.isnan(k) else f"{k / 1e3:.0f}k" for k in first)
         bonus = interval_text(seeds["bonus"], rng, 4) if "bonus" in seeds else "-"
+        cells = [interval_text(seeds[name], rng, digits) for name, digits in (
+            ("return", 3), ("rooms_per_episode", 2), ("length", 0), ("rooms_visited", 1), ("cells_visited", 0))]
         lines.append(f"| {label} | {len(first)} | {int(np.isfinite(first).sum())} of {len(first)} | {steps} | "
-                     f"{interval_text(seeds['return'], rng, 3)} | {interval_text(seeds['rooms_per_episode'], rng, 2)} | "
-                     f"{interval_text(seeds['length'], rng, 0)} | {interval_text(seeds['rooms_visited'], rng, 1)} | "
-                     f"{interval_text(seeds['cells_visited'], rng, 0)} | {bonus} |")
+                     + " | ".join(cells) + f" | {bonus} |")
     seeds = len(next(iter(rows.values()))["per_seed"]["first_key_step"])
     lines += ["", f"Mean of seeds ({'95% bootstrap interval over seeds' if seeds >= 5 else 'range of the seeds'}); "
               f"episode statistics over the last {TAIL:.0%} of the run, unions at its end; steps to key a in "
