@@ -61,12 +61,18 @@ def row_config(variant: str, changes: dict | None, runs: str) -> str:
     return path
 
 
+def finished(output: str) -> bool:
+    """Whether output.out records a finished run (a run stopped by a signal writes its .out so far)."""
+    from experiment.files import run_complete
+    return os.path.exists(output + ".out") and run_complete(output)
+
+
 def train(runs: str, variants: list[str], progress: bool) -> None:
     """Train each missing row (RND before the constant control, which reads RND's bonus)."""
     order = sorted(ROWS, key=lambda row: row[0] == "constant")
     for variant, _, changes in order:
         output = os.path.join(runs, variant)
-        if variant not in variants or os.path.exists(output + ".out"):
+        if variant not in variants or finished(output):
             continue
         command = [sys.executable, os.path.join(REPO, "train_scripts", "train_PPO.py"), "--seed", "0",
                    "--config", row_config(variant, changes, runs), "--output", output]
@@ -196,10 +202,11 @@ def main(argv=None) -> int:
         rows = {}
         for variant, label, _ in ROWS:
             path = os.path.join(args.runs, f"{variant}.out")
-            if variant in args.variants and os.path.exists(path):
+            if variant in args.variants and finished(path[:-len(".out")]):
                 rows[label] = row_values(load_row(path))
             elif variant in args.variants:
-                print(f"note: no run at '{path}' yet; its row is left out (--train runs it)", file=sys.stderr)
+                print(f"note: no finished run at '{path}' yet; its row is left out (--train runs or resumes it)",
+                      file=sys.stderr)
         rows["random policy"] = random_row(CONFIG.format("none"))
     except (PlotInputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

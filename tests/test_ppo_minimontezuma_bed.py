@@ -136,3 +136,12 @@ def test_author_log_refuses_other_files(tmp_path, capsys):
     log = author_log(tmp_path / "result.log", 3)
     assert snd_author_log.main(["--log", log, "--run", str(tmp_path / "none.out"), "-o", str(tmp_path / "t")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_run_stopped_by_a_signal_is_not_a_row(tmp_path):
+    """A signal writes the .out so far (meta complete false): --train must resume it and the table leave it out."""
+    from experiment import files
+    for name, complete in (("stopped", False), ("done", True)):
+        files.save_pickle(str(tmp_path / f"{name}.out"), {"config": {}, "metrics": {}, "meta": {"complete": complete}})
+    assert not bed.finished(str(tmp_path / "stopped")) and bed.finished(str(tmp_path / "done"))
+    assert not bed.finished(str(tmp_path / "missing"))
