@@ -3,7 +3,7 @@
     python benchmarks/ppo_minimontezuma.py --runs RUNS --train -o docs/figures/ppo_minimontezuma_bed
 
 The bed (configs/ppo/MiniMontezuma_bed_<variant>.json): the fixed layout started in room 0, 26 steps from key a
-behind a one-way drop (a uniformly random policy takes it in about 1 episode of 200,000), 10 x 10 pixels, 5
+behind a one-way drop (the random policy row's 51,000 or so episodes never take it), 10 x 10 pixels, 5
 lives, 5 seeds vmapped, 1,048,576 steps per seed. Rows, all at that budget and on those seeds:
 - PPO, PPO + RND, PPO + SND, PPO + SND + entropy: the four variants (their configs);
 - constant bonus: PPO paid RND's mean clipped bonus on every step, whatever the state (RND's run must exist; the
@@ -12,8 +12,8 @@ lives, 5 seeds vmapped, 1,048,576 steps per seed. Rows, all at that budget and o
   choice), so dying costs future bonus;
 - random policy: uniformly random actions, the same environments per seed and steps (bench_envs.py's study).
 
-With --train, the variants whose RUNS/<variant>.out is missing are trained first (one process each; a killed one
-resumes from its checkpoint on the next call). Then per row and seed: whether and when (steps of the seed, all
+With --train, the rows whose RUNS/<variant>.out is missing or unfinished are trained first (one process each; a
+killed one resumes from its checkpoint on the next call). Then per row and seed: whether and when (steps of the seed, all
 its environments) any environment first took key a; over the last quarter of the run, the extrinsic return, the
 rooms visited and the length of the training episodes; at the end, the union of rooms and of cells visited.
 Writes O.png (six panels over the run), O.md (the table: mean of seeds with a 95% bootstrap interval over seeds,
