@@ -1,4 +1,4 @@
-"""Intrinsic motivation on the MiniMontezuma bed, with the controls that rule out the cheap explanations (docs/ppo.md).
+"""Intrinsic motivation on the MiniMontezuma bed, with controls that rule out the cheap explanations (docs/ppo.md).
 
     python benchmarks/ppo_minimontezuma.py --runs RUNS --train -o docs/figures/ppo_minimontezuma_bed
 
@@ -13,9 +13,9 @@ lives, 5 seeds vmapped, 1,048,576 steps per seed. Rows, all at that budget and o
 - random policy: uniformly random actions, the same environments per seed and steps (bench_envs.py's study).
 
 With --train, the rows whose RUNS/<variant>.out is missing or unfinished are trained first (one process each; a
-killed one resumes from its checkpoint on the next call). Then per row and seed: whether and when (steps of the seed, all
-its environments) any environment first took key a; over the last quarter of the run, the extrinsic return, the
-rooms visited and the length of the training episodes; at the end, the union of rooms and of cells visited.
+killed one resumes from its checkpoint on the next call). Then per row and seed: whether and when (steps of the
+seed, all its environments) any environment first took key a; over the last quarter of the run, the extrinsic
+return, the rooms visited and the length of the training episodes; at the end, the unions of rooms and cells.
 Writes O.png (six panels over the run), O.md (the table: mean of seeds with a 95% bootstrap interval over seeds,
 or the range below 5 seeds) and O.json. Bad input prints one line "error: ..." and exits with status 2.
 """
