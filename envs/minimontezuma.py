@@ -76,7 +76,8 @@ FIXED_ROOMS = [
     ["#########", "#########", "#########", "#########"],
 ]
 FIXED_ROOM_ROWS, FIXED_ROOM_COLS = 3, 4
-# Rooms the fixed layout may start in (`start_room`): reachable from S without a key, centre tile floor. Key a is
+# Rooms the fixed layout may start in (`start_room`): reachable from S without a key, but not key a's room 8; room
+# 1's centre is S. Key a is
 # 33 steps from S (room 1), 26 from room 0's centre, 13 from room 4's (envs/minimontezuma_ceilings.py).
 FIXED_START_ROOMS = (0, 1, 4, 5, 9)
 
@@ -178,8 +179,8 @@ class MiniMontezuma(environment.Environment):
         if start_room is not None:
             require_int("start_room", start_room, 0)
             if start_room not in FIXED_START_ROOMS:
-                raise ValueError(f"start_room must be one of {FIXED_START_ROOMS} (rooms reachable without a key whose "
-                                 f"centre tile is floor), got {start_room}")
+                raise ValueError(f"start_room must be one of {FIXED_START_ROOMS} (the rooms reachable without a key, "
+                                 f"key a's room aside), got {start_room}")
         if layout == "procedural" and room_rows * room_cols < 3:
             raise ValueError(f"a procedural layout needs at least 3 rooms, got {room_rows} x {room_cols}")
         self.layout_kind = layout
