@@ -77,8 +77,7 @@ FIXED_ROOMS = [
 ]
 FIXED_ROOM_ROWS, FIXED_ROOM_COLS = 3, 4
 # Rooms the fixed layout may start in (`start_room`): reachable from S without a key, but not key a's room 8; room
-# 1's centre is S. Key a is
-# 33 steps from S (room 1), 26 from room 0's centre, 13 from room 4's (envs/minimontezuma_ceilings.py).
+# 1's centre is S. Key a is 33 steps from S, 26 from room 0's centre, 13 from room 4's (envs/minimontezuma_ceilings.py).
 FIXED_START_ROOMS = (0, 1, 4, 5, 9)
 
 
