@@ -31,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from experiment.files import run_complete  # noqa: E402
 from plot_metric import PlotInputError, band_of, write_report  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "ppo", "MiniMontezuma_bed_{}.json")
@@ -61,18 +62,12 @@ def row_config(variant: str, changes: dict | None, runs: str) -> str:
     return path
 
 
-def finished(output: str) -> bool:
-    """Whether output.out records a finished run (a run stopped by a signal writes its .out so far)."""
-    from experiment.files import run_complete
-    return os.path.exists(output + ".out") and run_complete(output)
-
-
 def train(runs: str, variants: list[str], progress: bool) -> None:
     """Train each missing row (RND before the constant control, which reads RND's bonus)."""
     order = sorted(ROWS, key=lambda row: row[0] == "constant")
     for variant, _, changes in order:
         output = os.path.join(runs, variant)
-        if variant not in variants or finished(output):
+        if variant not in variants or run_complete(output):
             continue
         command = [sys.executable, os.path.join(REPO, "train_scripts", "train_PPO.py"), "--seed", "0",
                    "--config", row_config(variant, changes, runs), "--output", output]
@@ -202,7 +197,7 @@ def main(argv=None) -> int:
         rows = {}
         for variant, label, _ in ROWS:
             path = os.path.join(args.runs, f"{variant}.out")
-            if variant in args.variants and finished(path[:-len(".out")]):
+            if variant in args.variants and run_complete(path[:-len(".out")]):
                 rows[label] = row_values(load_row(path))
             elif variant in args.variants:
                 print(f"note: no finished run at '{path}' yet; its row is left out (--train runs or resumes it)",

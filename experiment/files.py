@@ -164,6 +164,8 @@ def load_metrics(path: str) -> dict:
 
 def run_complete(output: str) -> bool:
     """Whether `output`.out exists and records a finished run (commands that drive many runs skip those)."""
+    if not os.path.exists(output + ".out"):
+        return False
     try:
         return bool(load_metrics(output + ".out")["meta"].get("complete"))
     except FileFormatError:

@@ -143,5 +143,5 @@ def test_a_run_stopped_by_a_signal_is_not_a_row(tmp_path):
     from experiment import files
     for name, complete in (("stopped", False), ("done", True)):
         files.save_pickle(str(tmp_path / f"{name}.out"), {"config": {}, "metrics": {}, "meta": {"complete": complete}})
-    assert not bed.finished(str(tmp_path / "stopped")) and bed.finished(str(tmp_path / "done"))
-    assert not bed.finished(str(tmp_path / "missing"))
+    assert not bed.run_complete(str(tmp_path / "stopped")) and bed.run_complete(str(tmp_path / "done"))
+    assert not bed.run_complete(str(tmp_path / "missing"))
