@@ -168,7 +168,8 @@ def solve(env, state):
     seen, queue = {identity(state)}, deque([(state, [])])
     while queue:
         state, path = queue.popleft()
-        _, nexts, _, _, _ = step_all(jax.random.PRNGKey(0), state, jnp.arange(1, 5), params)
+        # one transfer per expansion: slicing host arrays is far cheaper than slicing device arrays
+        nexts = jax.device_get(step_all(jax.random.PRNGKey(0), state, jnp.arange(1, 5), params)[1])
         for index in range(4):
             following = jax.tree.map(lambda x: x[index], nexts)
             if bool(following.treasure_taken):
@@ -182,8 +183,9 @@ def solve(env, state):
 
 def play(env, state, actions):
     total, rooms = 0.0, {int(state.room)}
+    step = jax.jit(env.step_env)
     for action in actions:
-        _, state, reward, terminated, _ = env.step_env(jax.random.PRNGKey(0), state, action, env.default_params)
+        _, state, reward, terminated, _ = step(jax.random.PRNGKey(0), state, action, env.default_params)
         total += float(reward)
         rooms.add(int(state.room))
     return total, bool(terminated), rooms
