@@ -47,6 +47,7 @@ def load(output):
     return metrics, jax.tree.leaves(files.load_pickle(output + ".params"))
 
 
+@pytest.mark.slow  # two processes start, compile and train: ~30 s here
 def test_two_processes_train_as_one(tmp_path):
     config_path = str(tmp_path / "tiny.json")
     with open(config_path, "w") as f:

@@ -13,6 +13,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from agents import dqn
 from experiment import files, runner
@@ -58,6 +59,7 @@ def cli_process(tmp_path, args, kill_suffix=None, nth=0):
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # a run killed and resumed in subprocesses: ~26 s here
 def test_sigkill_in_writes_and_at_random_resumes_bit_identical(tmp_path):
     config = validate("ER", dict(TINY))
     full = runner.run(config, dqn.make, seed=7, output=str(tmp_path / "full"), progress=False)

@@ -14,7 +14,8 @@ from experiment import config as config_lib
 from experiment import files, launch, results, runner
 from tests.sharding_probe import CONFIG
 
-pytestmark = pytest.mark.extra("slurm")
+# four train scripts start as jobs (~50 s here): a long end-to-end run
+pytestmark = [pytest.mark.extra("slurm"), pytest.mark.slow]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 8 seeds as 2 jobs of 4: every job then trains at least 2 runs per device of the 2, the condition under which a

@@ -71,6 +71,7 @@ def test_training_reads_only_recorded_episodes():
     assert float(metrics["return"]) == pytest.approx(float(np.asarray(after.rewards[0]).sum()), rel=1e-6)
 
 
+@pytest.mark.slow  # compiles the published planner sizes: ~27 s here
 def test_published_planner_sizes_plan_a_step():
     """The published cartpole planner (P 400, E 40, I 5, H 25, K 20 through 5 members of 500 x 3) plans two control
     steps after one random episode of two steps: actions inside the box, the running maximum tracked."""

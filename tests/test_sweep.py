@@ -194,6 +194,7 @@ def test_a_run_too_big_for_this_machine_is_refused_before_allocation(tmp_path, c
 
 # --- devices ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # compiles the sharded and the single-device program: ~32 s here
 def test_sharded_runs_equal_the_single_device_run():
     """1, 2 and 4 simulated CPU devices: 6 runs (padded to 8 on 4 devices), 3 seeds on 2 devices (padded to 4),
     and a sweep stopped on 4 devices then resumed on 1 all give the single-device metrics and parameters."""
