@@ -19,6 +19,8 @@ kinematics before it integrates); the published observations read them the same 
 
 MuJoCo and MJX are the `mujoco` extra: without them `require_mjx` raises one line naming it.
 """
+import contextlib
+import io
 import os
 
 import jax
@@ -34,7 +36,10 @@ ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 def mjx_available() -> bool:
     try:
         import mujoco  # noqa: F401
-        from mujoco import mjx  # noqa: F401
+        # mujoco.mjx prints "Failed to import warp" to stdout when its optional GPU backend (warp) is absent;
+        # we never use that backend, and the line would land in every PETS run's output
+        with contextlib.redirect_stdout(io.StringIO()):
+            from mujoco import mjx  # noqa: F401
     except ImportError:
         return False
     return True
