@@ -342,7 +342,8 @@ def _finish(fig, ax, xlabel: str, ylabel: str, title):
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend()
+    # below the axes, never over the data; savefig's tight bounding box keeps it in the file
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small", frameon=False)
     ax.grid(True)
     return fig
 
@@ -395,10 +396,10 @@ def make_sensitivity_figure(line_sets, x_key: str, line_key, ylabel: str, seed: 
     all_xs = []
     for label, lines in line_sets:
         for line_value, (xs, scores) in lines.items():
-            mean, low, high = bootstrap_band(scores, rng=rng)
-            name = label if line_key is None else f"{label}{line_key}={line_value:g}" if isinstance(
-                line_value, float) else f"{label}{line_key}={line_value}"
-            (line,) = ax.plot(xs, mean, marker="o", label=name)
+            mean, low, high, words = band_of(scores, rng)
+            value = f"{line_value:g}" if isinstance(line_value, float) else f"{line_value}"
+            name = label if line_key is None else f"{label}, {line_key}={value}" if label else f"{line_key}={value}"
+            (line,) = ax.plot(xs, mean, marker="o", label=f"{name} ({words})" if name else f"({words})")
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
             all_xs.extend(xs)
     if min(all_xs) > 0 and max(all_xs) >= 4 * min(all_xs):
@@ -606,7 +607,9 @@ def _run(argv) -> int:
         line_sets = []
         for path, label in zip(args.data, labels):
             values, _, grid = load_grid(path, args.metric, args.frequency, allow_plain=False)
-            line_sets.append((f"{label}: " if len(args.data) > 1 else "",
+            if args.labels is None:  # the agent and environment, not the file name
+                label = Described(path, args.metric, True).label
+            line_sets.append((label,
                               sensitivity_lines(values, grid, args.x, args.lines, args.criterion, args.final_window,
                                                 args.minimize)))
         references = []
@@ -628,7 +631,10 @@ def _run(argv) -> int:
         fig = make_figure(curves, labels, args.metric, seed=args.bootstrap_seed, title=args.title,
                           ylabel=args.ylabel or described[0].metric.label, xlabel=described[0].x_axis)
     elif args.plot == "sensitivity":
-        ylabel = args.ylabel or f"{args.metric} ({args.criterion})"
+        final = (f"mean of the last {args.final_window} evaluations" if args.final_window else
+                 f"mean of the last {FINAL_FRACTION:.0%} of evaluations, at least one")
+        criterion = {"final": final, "auc": "mean over all evaluations"}.get(args.criterion, args.criterion)
+        ylabel = args.ylabel or f"{Described(args.data[0], args.metric, True).metric.label}\n({criterion})"
         fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.bootstrap_seed, title=args.title,
                                       references=references)
     elif args.plot == "episodes":
@@ -640,7 +646,7 @@ def _run(argv) -> int:
             plt.show()
             return 0
         try:
-            fig.savefig(output)
+            fig.savefig(output, bbox_inches="tight")
         except (OSError, ValueError) as e:
             raise PlotInputError(f"cannot write '{output}': {e}") from None
         print(f"wrote {output}")

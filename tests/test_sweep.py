@@ -14,6 +14,7 @@ import best_points
 import plot_metric
 from agents import dqn, model_dqn
 from experiment import cli, files, runner
+from experiment import metrics as metrics_lib
 from experiment.config import SWEEPABLE_KEYS, ConfigError, validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -296,6 +297,20 @@ def test_sensitivity_reference_lines_sit_at_the_plain_runs_score(tmp_path, capsy
     assert label == "RND" and scores.tolist() == [4, 5, 6, 7, 8]
     line, = [l for l in drawn["figure"].axes[0].get_lines() if l.get_label().startswith("RND")]
     assert line.get_label() == "RND (mean of 5 seeds, 95% bootstrap CI)" and list(line.get_ydata()) == [6, 6]
+    axis = drawn["figure"].axes[0]  # the swept file's line is named by its agent, the axis by the metric's words
+    assert [l.get_label() for l in axis.get_lines() if not l.get_label().startswith("RND")] == [
+        "run (mean and range of 2 seeds)"]  # a file without a config: "run"
+    assert axis.get_ylabel() == "reward_rates\n(mean of the last 10% of evaluations, at least one)"  # no agent: the key
+    with open(path, "rb") as f:  # an ER DQN sweep: the axis reads the metric's declared words
+        data = pickle.load(f)
+    data["config"].update(agent_type="ER", episodic_env=True, eval_steps=100, eval_batch_size=2)
+    er_path = str(tmp_path / "er.out")
+    with open(er_path, "wb") as f:
+        pickle.dump(data, f)
+    drawn.clear()
+    assert plot_metric.main(["-d", er_path, "--plot", "sensitivity", "--x", "alpha", "-o", str(out)]) == 0
+    axis = drawn["figure"].axes[0]
+    assert axis.get_ylabel().split("\n")[0] == metrics_lib.of_file(data, "reward_rates").label != "reward_rates"
     capsys.readouterr()
     assert plot_metric.main(["-d", path, "--plot", "sensitivity", "--x", "alpha", "--reference", "S", path,
                              "-o", str(out)]) == 2
