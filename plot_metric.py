@@ -398,8 +398,8 @@ def make_sensitivity_figure(line_sets, x_key: str, line_key, ylabel: str, seed: 
         for line_value, (xs, scores) in lines.items():
             mean, low, high, words = band_of(scores, rng)
             value = f"{line_value:g}" if isinstance(line_value, float) else f"{line_value}"
-            name = label if line_key is None else f"{label}, {line_key}={value}" if label else f"{line_key}={value}"
-            (line,) = ax.plot(xs, mean, marker="o", label=f"{name} ({words})" if name else f"({words})")
+            name = label if line_key is None else f"{label}, {line_key}={value}"
+            (line,) = ax.plot(xs, mean, marker="o", label=f"{name} ({words})")
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
             all_xs.extend(xs)
     if min(all_xs) > 0 and max(all_xs) >= 4 * min(all_xs):
@@ -605,10 +605,11 @@ def _run(argv) -> int:
         if args.x is None:
             raise PlotInputError("--plot sensitivity needs --x, the swept key for the x axis")
         line_sets = []
+        described = [Described(path, args.metric, True) for path in args.data]
+        if args.labels is None:  # the agent and environment, not the file name
+            labels = [d.label for d in described]
         for path, label in zip(args.data, labels):
             values, _, grid = load_grid(path, args.metric, args.frequency, allow_plain=False)
-            if args.labels is None:  # the agent and environment, not the file name
-                label = Described(path, args.metric, True).label
             line_sets.append((label,
                               sensitivity_lines(values, grid, args.x, args.lines, args.criterion, args.final_window,
                                                 args.minimize)))
@@ -634,7 +635,7 @@ def _run(argv) -> int:
         final = (f"mean of the last {args.final_window} evaluations" if args.final_window else
                  f"mean of the last {FINAL_FRACTION:.0%} of evaluations, at least one")
         criterion = {"final": final, "auc": "mean over all evaluations"}.get(args.criterion, args.criterion)
-        ylabel = args.ylabel or f"{Described(args.data[0], args.metric, True).metric.label}\n({criterion})"
+        ylabel = args.ylabel or f"{described[0].metric.label}\n({criterion})"
         fig = make_sensitivity_figure(line_sets, args.x, args.lines, ylabel, seed=args.bootstrap_seed, title=args.title,
                                       references=references)
     elif args.plot == "episodes":
