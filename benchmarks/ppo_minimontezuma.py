@@ -196,11 +196,11 @@ def main(argv=None) -> int:
             train(args.runs, args.variants, not args.no_progress)
         rows = {}
         for variant, label, _ in ROWS:
-            path = os.path.join(args.runs, f"{variant}.out")
-            if variant in args.variants and run_complete(path[:-len(".out")]):
-                rows[label] = row_values(load_row(path))
+            output = os.path.join(args.runs, variant)
+            if variant in args.variants and run_complete(output):
+                rows[label] = row_values(load_row(output + ".out"))
             elif variant in args.variants:
-                print(f"note: no finished run at '{path}' yet; its row is left out (--train runs or resumes it)",
+                print(f"note: no finished run at '{output}.out' yet; its row is left out (--train runs or resumes it)",
                       file=sys.stderr)
         rows["random policy"] = random_row(CONFIG.format("none"))
     except (PlotInputError, ValueError) as e:
